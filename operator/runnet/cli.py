@@ -1,0 +1,71 @@
+"""The ``runnet`` command: the operator, its emulators, CRD generation and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import click
+
+from runnet import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="runnet")
+def main() -> None:
+    """runnet: Cloud Run networking (fixed egress IPs, Private Service Connect) as Kubernetes resources."""
+
+
+@main.group()
+def emulator() -> None:
+    """Run the in-memory stand-ins for Google Cloud and Kubernetes."""
+
+
+@emulator.command("gcp")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8085, show_default=True, type=int, help="Port to listen on (0: any free port).")
+@click.option("--latency", default=0.0, show_default=True, type=float, help="Seconds each operation stays RUNNING.")
+@click.option("--jitter", default=0.0, show_default=True, type=float, help="Up to this many extra seconds per operation.")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="METHOD_GLOB:RATE:KIND",
+    help="Inject errors, e.g. 'compute.routers.*:0.2:503'; KIND is 429, 500, 503 or operation. Repeatable.",
+)
+@click.option(
+    "--allow-permissions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File listing the IAM permissions callers hold (one a line); others get 403.",
+)
+@click.option("--seed", type=int, default=None, help="Seed for fault injection and jitter.")
+def emulator_gcp(
+    host: str, port: int, latency: float, jitter: float, faults: tuple[str, ...], allow_permissions: Path | None,
+    seed: int | None,
+) -> None:
+    """Serve Compute Engine v1 and Cloud Run Admin v2 from memory until interrupted."""
+    from runnet.emulator.gcp import EmulatorConfig, Fault, GCPEmulator
+
+    try:
+        parsed = [Fault.parse(f) for f in faults]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fault") from exc
+    allowed = None
+    if allow_permissions is not None:
+        allowed = {line.strip() for line in allow_permissions.read_text().splitlines() if line.strip()}
+    config = EmulatorConfig(
+        operation_latency=latency, latency_jitter=jitter, faults=parsed, allowed_permissions=allowed, seed=seed
+    )
+
+    async def serve() -> None:
+        emu = GCPEmulator(config)
+        url = await emu.start(host, port)
+        click.echo(url, nl=True)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await emu.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve())

@@ -1,0 +1,1 @@
+"""In-process stand-ins for the Google Cloud control plane and the Kubernetes API server."""

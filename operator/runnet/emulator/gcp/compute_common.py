@@ -1,0 +1,232 @@
+"""What every Compute collection shares: insert / get / list / delete (+ aggregated list).
+
+A kind module calls ``register_crud`` with a ``build`` function that validates the request body
+and returns the stored resource (raising GCPError for bad input), then adds its own update
+methods (patch, setLabels, ...) with ``emu.route``.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runnet.emulator.gcp import ids
+from runnet.emulator.gcp.errors import GCPError, already_exists, in_use, invalid, not_found
+from runnet.emulator.gcp.server import Call, GCPEmulator, compute_list
+from runnet.emulator.gcp.store import Resource, relative
+
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+Build = Callable[[Call, dict[str, Any], str], Resource]
+"""(call, request body, relative path of the new resource) -> the resource to store."""
+
+
+@dataclass
+class Collection:
+    """One Compute collection: ``addresses`` under ``regions/{region}``, ``networks`` under ``global``."""
+
+    collection: str
+    kind: str
+    regional: bool
+    label: str
+    """How GCP names the kind in messages (``address``, ``backend_service``)."""
+    method_prefix: str
+    """Discovery id prefix: ``compute.addresses``, ``compute.regionBackendServices``."""
+    permission_prefix: str
+    """IAM prefix: ``compute.addresses``, ``compute.regionBackendServices``."""
+
+    def scope(self, call: Call) -> str:
+        if self.regional:
+            return f"projects/{call.project}/regions/{call.params['region']}"
+        return f"projects/{call.project}/global"
+
+    def path(self, call: Call, name: str) -> str:
+        return f"{self.scope(call)}/{self.collection}/{name}"
+
+    def pattern(self, suffix: str = "") -> str:
+        base = f"regions/{{region}}/{self.collection}" if self.regional else f"global/{self.collection}"
+        return base + suffix
+
+    def get(self, call: Call, name: str | None = None) -> Resource:
+        path = self.path(call, name or call.params["name"])
+        resource = call.emu.store.get(path)
+        if resource is None:
+            raise not_found(path)
+        return resource
+
+
+def base_fields(call: Call, coll: Collection, name: str, path: str) -> Resource:
+    """The server-filled fields every Compute resource has."""
+    resource: Resource = {
+        "kind": coll.kind,
+        "id": ids.numeric_id(),
+        "creationTimestamp": ids.compute_timestamp(),
+        "name": name,
+        "selfLink": ids.self_link(path),
+    }
+    if coll.regional:
+        resource["region"] = ids.self_link(f"projects/{call.project}/regions/{call.params['region']}")
+    return resource
+
+
+def require_name(body: Any) -> str:
+    if not isinstance(body, dict):
+        raise invalid("Invalid value for field 'resource': a JSON object is required.")
+    name = body.get("name")
+    if not name:
+        raise invalid("Invalid value for field 'resource.name': ''. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'")
+    if not NAME_RE.match(str(name)):
+        raise invalid(
+            f"Invalid value for field 'resource.name': '{name}'. "
+            "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'"
+        )
+    return str(name)
+
+
+def resolve(call: Call, ref: str, collection: str, *, regional: bool) -> str:
+    """A reference (name, relative path or URL) to a relative path, defaulting project and region."""
+    if "/" not in ref:
+        if regional:
+            return f"projects/{call.project}/regions/{call.params['region']}/{collection}/{ref}"
+        return f"projects/{call.project}/global/{collection}/{ref}"
+    return relative(ref)
+
+
+def must_exist(call: Call, path: str, field: str) -> Resource:
+    """The referenced resource, or the 400/404 GCP gives for a dangling reference in ``field``."""
+    resource = call.emu.store.get(path)
+    if resource is None:
+        raise GCPError(
+            404 if field else 400,
+            "notFound",
+            f"The resource '{path}' was not found",
+        )
+    return resource
+
+
+def register_crud(
+    emu: GCPEmulator,
+    coll: Collection,
+    build: Build,
+    *,
+    delete_in_use_sync: bool = True,
+    on_delete: Callable[[Call, str, Resource], None] | None = None,
+    aggregated: bool = False,
+    insert_operation_type: str = "insert",
+    delete_operation_type: str = "delete",
+) -> None:
+    """insert, get, list and delete for ``coll``; "in use" delete errors sync (400) or in the operation."""
+
+    async def insert(call: Call) -> Any:
+        name = require_name(call.body)
+        path = coll.path(call, name)
+        if call.emu.store.exists(path):
+            raise already_exists(path)
+        resource = build(call, copy.deepcopy(call.body), path)
+        call.emu.store.reserve(path)
+
+        def apply() -> None:
+            call.emu.store.put(path, resource)
+
+        def undo_reservation(op: Any) -> None:
+            if op.error is not None:
+                call.emu.store.release(path)
+
+        body = call.compute_operation(
+            operation_type=insert_operation_type, target_path=path, apply=apply, target_id=resource["id"]
+        )
+        op = call.emu.operations.get(_op_path(body))
+        if op is not None:
+            if op.done:
+                undo_reservation(op)
+            else:
+                op.on_done.append(undo_reservation)
+        return body
+
+    async def get(call: Call) -> Any:
+        return coll.get(call)
+
+    async def list_(call: Call) -> Any:
+        collection = f"{coll.scope(call)}/{coll.collection}"
+        return compute_list(call, f"{coll.kind}List", call.emu.store.list(collection), collection)
+
+    async def delete(call: Call) -> Any:
+        resource = coll.get(call)
+        path = coll.path(call, call.params["name"])
+        users = call.emu.store.users_of(path)
+        if users and delete_in_use_sync:
+            raise in_use(coll.label, path, users[0])
+
+        def apply() -> None:
+            # Checked again at completion: something may have started using it meanwhile.
+            still = call.emu.store.users_of(path)
+            if still:
+                raise in_use(coll.label, path, still[0])
+            if on_delete is not None:
+                on_delete(call, path, resource)
+            call.emu.store.delete(path)
+
+        return call.compute_operation(
+            operation_type=delete_operation_type, target_path=path, apply=apply, target_id=resource["id"]
+        )
+
+    mp, pp = coll.method_prefix, coll.permission_prefix
+    emu.route("POST", coll.pattern(), insert, method_id=f"{mp}.insert", permission=f"{pp}.create", mutating=True)
+    emu.route("GET", coll.pattern("/{name}"), get, method_id=f"{mp}.get", permission=f"{pp}.get", mutating=False)
+    emu.route("GET", coll.pattern(), list_, method_id=f"{mp}.list", permission=f"{pp}.list", mutating=False)
+    emu.route(
+        "DELETE", coll.pattern("/{name}"), delete, method_id=f"{mp}.delete", permission=f"{pp}.delete", mutating=True
+    )
+    if aggregated:
+
+        async def aggregated_list(call: Call) -> Any:
+            return aggregated_body(call, coll)
+
+        emu.route(
+            "GET",
+            f"aggregated/{coll.collection}",
+            aggregated_list,
+            method_id=f"{mp}.aggregatedList",
+            permission=f"{pp}.list",
+            mutating=False,
+        )
+
+
+def aggregated_body(call: Call, coll: Collection) -> dict[str, Any]:
+    """``items: {"regions/<r>": {<collection>: [...]}}``, per region that has any."""
+    prefix = f"projects/{call.project}/regions/"
+    scopes: dict[str, list[Resource]] = {}
+    for path, resource in call.emu.store.items():
+        if path.startswith(prefix) and path.split("/")[4] == coll.collection and path.count("/") == 5:
+            scopes.setdefault(f"regions/{path.split('/')[3]}", []).append(resource)
+    return {
+        "kind": f"{coll.kind}AggregatedList",
+        "id": f"projects/{call.project}/aggregated/{coll.collection}",
+        "selfLink": ids.self_link(f"projects/{call.project}/aggregated/{coll.collection}"),
+        "items": {scope: {coll.collection: items} for scope, items in sorted(scopes.items())},
+    }
+
+
+def _op_path(body: dict[str, Any]) -> str:
+    return relative(body["selfLink"])
+
+
+def check_fingerprint(call: Call, resource: Resource, path: str) -> None:
+    """Updates of fingerprinted kinds need the current fingerprint: 412 conditionNotMet otherwise."""
+    from runnet.emulator.gcp.errors import fingerprint_mismatch
+
+    sent = (call.body or {}).get("fingerprint")
+    if sent != resource.get("fingerprint"):
+        raise fingerprint_mismatch(path)
+
+
+def refresh_fingerprint(resource: Resource) -> None:
+    body = {k: v for k, v in resource.items() if k != "fingerprint"}
+    resource["fingerprint"] = ids.fingerprint(body)
+
+
+def url(path: str) -> str:
+    return ids.self_link(path)

@@ -1,0 +1,71 @@
+"""Emulator settings: operation latency, injected faults, and the IAM permissions a caller holds."""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+from dataclasses import dataclass, field
+from typing import Literal
+
+FaultKind = Literal["429", "500", "503", "operation"]
+FAULT_KINDS: tuple[FaultKind, ...] = ("429", "500", "503", "operation")
+
+
+@dataclass
+class Fault:
+    """Inject ``kind`` into a share ``rate`` of calls whose permission matches ``method`` (a glob).
+
+    ``method`` is matched against the IAM permission of the call (``compute.routers.update``,
+    ``run.services.create``), which names every method uniquely enough; ``*`` matches all.
+    ``operation`` makes a mutating call return an operation that then fails.
+    """
+
+    method: str
+    rate: float
+    kind: FaultKind
+
+    @classmethod
+    def parse(cls, text: str) -> Fault:
+        """``METHOD_GLOB:RATE:KIND``, e.g. ``compute.*:0.2:503`` (the command-line form)."""
+        try:
+            method, rate, kind = text.rsplit(":", 2)
+            if kind not in FAULT_KINDS:
+                raise ValueError(kind)
+            return cls(method=method, rate=float(rate), kind=kind)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(
+                f"fault {text!r} must be METHOD_GLOB:RATE:KIND with KIND one of {', '.join(FAULT_KINDS)}"
+            ) from exc
+
+    def matches(self, permission: str) -> bool:
+        return fnmatch.fnmatchcase(permission, self.method)
+
+
+@dataclass
+class EmulatorConfig:
+    operation_latency: float = 0.0
+    """Seconds a mutating operation stays RUNNING. 0 completes operations before the response."""
+    latency_jitter: float = 0.0
+    """Up to this many extra seconds, drawn uniformly per operation."""
+    faults: list[Fault] = field(default_factory=list)
+    allowed_permissions: set[str] | None = None
+    """When set, calls needing any other permission get 403 naming it."""
+    seed: int | None = None
+    nat_ip_prefix: str = "34.146"
+    """External addresses are allocated from this /16 (the reference topology's region uses 34.146)."""
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
+
+    def pick_fault(self, permission: str, *, mutating: bool) -> FaultKind | None:
+        for fault in self.faults:
+            if fault.kind == "operation" and not mutating:
+                continue
+            if fault.matches(permission) and self.random.random() < fault.rate:
+                return fault.kind
+        return None
+
+    def draw_latency(self) -> float:
+        if self.latency_jitter <= 0:
+            return self.operation_latency
+        return self.operation_latency + self.random.uniform(0, self.latency_jitter)

@@ -1,0 +1,18 @@
+"""The resource kinds the GCP emulator serves; each module adds its routes to an emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from runnet.emulator.gcp import compute_lb, compute_network, compute_psc, run
+
+if TYPE_CHECKING:
+    from runnet.emulator.gcp.server import GCPEmulator
+
+REGISTRARS: list[Callable[[GCPEmulator], None]] = [
+    compute_network.register,
+    compute_lb.register,
+    compute_psc.register,
+    run.register,
+]

@@ -1,0 +1,105 @@
+"""The emulator's state: resources by relative path, plus reference tracking for "in use" checks."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from runnet.emulator.gcp.ids import COMPUTE_BASE
+
+Resource = dict[str, Any]
+
+
+def relative(ref: str) -> str:
+    """A Compute reference in any accepted form (full URL, any API version, relative) as a relative path."""
+    for marker in ("/compute/v1/", "/compute/beta/", "/compute/alpha/"):
+        if marker in ref:
+            return ref.split(marker, 1)[1]
+    return ref.lstrip("/")
+
+
+class Store:
+    """Resources keyed by relative path (``projects/p/regions/r/addresses/a``).
+
+    Guarded by a lock because tests read it from another thread than the server's loop.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[str, Resource] = {}
+        self._pending: set[str] = set()
+        self.lock = threading.RLock()
+
+    def get(self, path: str) -> Resource | None:
+        with self.lock:
+            return self._items.get(path)
+
+    def exists(self, path: str) -> bool:
+        with self.lock:
+            return path in self._items or path in self._pending
+
+    def put(self, path: str, resource: Resource) -> None:
+        with self.lock:
+            self._items[path] = resource
+            self._pending.discard(path)
+
+    def delete(self, path: str) -> Resource | None:
+        with self.lock:
+            return self._items.pop(path, None)
+
+    def reserve(self, path: str) -> None:
+        """Mark a name as being created, so a second insert during the operation gets a 409."""
+        with self.lock:
+            self._pending.add(path)
+
+    def release(self, path: str) -> None:
+        with self.lock:
+            self._pending.discard(path)
+
+    def list(self, collection: str) -> list[Resource]:
+        """Resources directly under a collection path (``projects/p/regions/r/addresses``)."""
+        prefix = collection.rstrip("/") + "/"
+        with self.lock:
+            return [
+                r for path, r in sorted(self._items.items()) if path.startswith(prefix) and "/" not in path[len(prefix) :]
+            ]
+
+    def items(self) -> Iterator[tuple[str, Resource]]:
+        with self.lock:
+            snapshot = list(self._items.items())
+        yield from snapshot
+
+    def users_of(self, path: str) -> list[str]:
+        """Paths of the resources that reference ``path`` anywhere in their body.
+
+        A generic way to find "in use" relations (subnet → network, NAT → address, URL map →
+        backend service...) without a table per kind: GCP refuses to delete what is referenced.
+        """
+        url = COMPUTE_BASE + path
+        users = []
+        for other_path, resource in self.items():
+            if other_path == path or other_path.startswith(path + "/"):
+                continue
+            if _references(resource, path, url):
+                users.append(other_path)
+        return users
+
+    def snapshot(self) -> dict[str, Resource]:
+        """A deep copy of everything, for tests that compare inventories."""
+        with self.lock:
+            return copy.deepcopy(self._items)
+
+
+# Fields that name the resource itself, or point back at users, and so are not references to follow.
+_NON_REFERENCE_FIELDS = {"selfLink", "selfLinkWithId", "name", "id", "kind", "users", "connectedEndpoints"}
+
+
+def _references(node: Any, path: str, url: str, key: str = "") -> bool:
+    if isinstance(node, dict):
+        return any(_references(v, path, url, k) for k, v in node.items() if k not in _NON_REFERENCE_FIELDS)
+    if isinstance(node, list):
+        return any(_references(v, path, url, key) for v in node)
+    if isinstance(node, str):
+        return node == url or relative(node) == path
+    return False
