@@ -24,9 +24,19 @@ def emulator() -> None:
 
 @emulator.command("gcp")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8085, show_default=True, type=int, help="Port to listen on (0: any free port).")
-@click.option("--latency", default=0.0, show_default=True, type=float, help="Seconds each operation stays RUNNING.")
-@click.option("--jitter", default=0.0, show_default=True, type=float, help="Up to this many extra seconds per operation.")
+@click.option(
+    "--port", default=8085, show_default=True, type=int, help="Port to listen on (0: any free port)."
+)
+@click.option(
+    "--latency", default=0.0, show_default=True, type=float, help="Seconds each operation stays RUNNING."
+)
+@click.option(
+    "--jitter",
+    default=0.0,
+    show_default=True,
+    type=float,
+    help="Up to this many extra seconds per operation.",
+)
 @click.option(
     "--fault",
     "faults",
@@ -41,7 +51,12 @@ def emulator() -> None:
 )
 @click.option("--seed", type=int, default=None, help="Seed for fault injection and jitter.")
 def emulator_gcp(
-    host: str, port: int, latency: float, jitter: float, faults: tuple[str, ...], allow_permissions: Path | None,
+    host: str,
+    port: int,
+    latency: float,
+    jitter: float,
+    faults: tuple[str, ...],
+    allow_permissions: Path | None,
     seed: int | None,
 ) -> None:
     """Serve Compute Engine v1 and Cloud Run Admin v2 from memory until interrupted."""
@@ -55,7 +70,11 @@ def emulator_gcp(
     if allow_permissions is not None:
         allowed = {line.strip() for line in allow_permissions.read_text().splitlines() if line.strip()}
     config = EmulatorConfig(
-        operation_latency=latency, latency_jitter=jitter, faults=parsed, allowed_permissions=allowed, seed=seed
+        operation_latency=latency,
+        latency_jitter=jitter,
+        faults=parsed,
+        allowed_permissions=allowed,
+        seed=seed,
     )
 
     async def serve() -> None:

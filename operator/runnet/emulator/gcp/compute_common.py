@@ -77,7 +77,9 @@ def require_name(body: Any) -> str:
         raise invalid("Invalid value for field 'resource': a JSON object is required.")
     name = body.get("name")
     if not name:
-        raise invalid("Invalid value for field 'resource.name': ''. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'")
+        raise invalid(
+            "Invalid value for field 'resource.name': ''. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'"
+        )
     if not NAME_RE.match(str(name)):
         raise invalid(
             f"Invalid value for field 'resource.name': '{name}'. "
@@ -174,11 +176,20 @@ def register_crud(
         )
 
     mp, pp = coll.method_prefix, coll.permission_prefix
-    emu.route("POST", coll.pattern(), insert, method_id=f"{mp}.insert", permission=f"{pp}.create", mutating=True)
-    emu.route("GET", coll.pattern("/{name}"), get, method_id=f"{mp}.get", permission=f"{pp}.get", mutating=False)
+    emu.route(
+        "POST", coll.pattern(), insert, method_id=f"{mp}.insert", permission=f"{pp}.create", mutating=True
+    )
+    emu.route(
+        "GET", coll.pattern("/{name}"), get, method_id=f"{mp}.get", permission=f"{pp}.get", mutating=False
+    )
     emu.route("GET", coll.pattern(), list_, method_id=f"{mp}.list", permission=f"{pp}.list", mutating=False)
     emu.route(
-        "DELETE", coll.pattern("/{name}"), delete, method_id=f"{mp}.delete", permission=f"{pp}.delete", mutating=True
+        "DELETE",
+        coll.pattern("/{name}"),
+        delete,
+        method_id=f"{mp}.delete",
+        permission=f"{pp}.delete",
+        mutating=True,
     )
     if aggregated:
 

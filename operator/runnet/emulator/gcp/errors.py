@@ -53,7 +53,11 @@ class GCPError(Exception):
 
     def run_body(self) -> dict[str, Any]:
         return {
-            "error": {"code": self.code, "message": self.message, "status": _RPC_STATUS.get(self.code, "UNKNOWN")}
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "status": _RPC_STATUS.get(self.code, "UNKNOWN"),
+            }
         }
 
     def operation_error(self) -> dict[str, Any]:

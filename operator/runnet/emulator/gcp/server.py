@@ -304,23 +304,71 @@ class GCPEmulator:
     def _register_operations(self) -> None:
         for scope, label in (("regions/{region}", "regionOperations"), ("global", "globalOperations")):
             base = f"{scope}/operations"
-            self.route("GET", f"{base}/{{operation}}", self._op_get, method_id=f"compute.{label}.get",
-                       permission=f"compute.{label}.get", mutating=False)
-            self.route("POST", f"{base}/{{operation}}/wait", self._op_wait, method_id=f"compute.{label}.wait",
-                       permission=f"compute.{label}.get", mutating=False)
-            self.route("DELETE", f"{base}/{{operation}}", self._op_delete, method_id=f"compute.{label}.delete",
-                       permission=f"compute.{label}.delete", mutating=False)
-            self.route("GET", base, self._op_list, method_id=f"compute.{label}.list",
-                       permission=f"compute.{label}.list", mutating=False)
+            self.route(
+                "GET",
+                f"{base}/{{operation}}",
+                self._op_get,
+                method_id=f"compute.{label}.get",
+                permission=f"compute.{label}.get",
+                mutating=False,
+            )
+            self.route(
+                "POST",
+                f"{base}/{{operation}}/wait",
+                self._op_wait,
+                method_id=f"compute.{label}.wait",
+                permission=f"compute.{label}.get",
+                mutating=False,
+            )
+            self.route(
+                "DELETE",
+                f"{base}/{{operation}}",
+                self._op_delete,
+                method_id=f"compute.{label}.delete",
+                permission=f"compute.{label}.delete",
+                mutating=False,
+            )
+            self.route(
+                "GET",
+                base,
+                self._op_list,
+                method_id=f"compute.{label}.list",
+                permission=f"compute.{label}.list",
+                mutating=False,
+            )
         run_ops = "run.projects.locations.operations"
-        self.route("GET", "operations/{operation}", self._op_get, method_id=f"{run_ops}.get",
-                   permission="run.operations.get", mutating=False)
-        self.route("POST", "operations/{operation}:wait", self._op_wait, method_id=f"{run_ops}.wait",
-                   permission="run.operations.get", mutating=False)
-        self.route("DELETE", "operations/{operation}", self._op_delete, method_id=f"{run_ops}.delete",
-                   permission="run.operations.delete", mutating=False)
-        self.route("GET", "operations", self._op_list, method_id=f"{run_ops}.list",
-                   permission="run.operations.list", mutating=False)
+        self.route(
+            "GET",
+            "operations/{operation}",
+            self._op_get,
+            method_id=f"{run_ops}.get",
+            permission="run.operations.get",
+            mutating=False,
+        )
+        self.route(
+            "POST",
+            "operations/{operation}:wait",
+            self._op_wait,
+            method_id=f"{run_ops}.wait",
+            permission="run.operations.get",
+            mutating=False,
+        )
+        self.route(
+            "DELETE",
+            "operations/{operation}",
+            self._op_delete,
+            method_id=f"{run_ops}.delete",
+            permission="run.operations.delete",
+            mutating=False,
+        )
+        self.route(
+            "GET",
+            "operations",
+            self._op_list,
+            method_id=f"{run_ops}.list",
+            permission="run.operations.list",
+            mutating=False,
+        )
 
     def _op_path(self, call: Call) -> str:
         if call.route.api == "run":
@@ -362,7 +410,9 @@ class GCPEmulator:
         scope = f"regions/{region}" if region else "global"
         prefix = f"projects/{call.project}/{scope}/operations/"
         kind = "compute#operationList"
-        return compute_list(call, kind, [self.render(op) for op in self.operations.list(prefix)], prefix.rstrip("/"))
+        return compute_list(
+            call, kind, [self.render(op) for op in self.operations.list(prefix)], prefix.rstrip("/")
+        )
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         api = "run" if request.path.startswith("/v2/") else "compute"
@@ -448,7 +498,9 @@ def _injected(code: int) -> GCPError:
     if code == 429:
         return GCPError(429, "rateLimitExceeded", "Rate Limit Exceeded (injected by the emulator)")
     if code == 503:
-        return GCPError(503, "backendError", "The service is currently unavailable (injected by the emulator)")
+        return GCPError(
+            503, "backendError", "The service is currently unavailable (injected by the emulator)"
+        )
     return GCPError(500, "backendError", "Internal error (injected by the emulator)")
 
 

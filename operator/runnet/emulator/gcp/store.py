@@ -62,7 +62,9 @@ class Store:
         prefix = collection.rstrip("/") + "/"
         with self.lock:
             return [
-                r for path, r in sorted(self._items.items()) if path.startswith(prefix) and "/" not in path[len(prefix) :]
+                r
+                for path, r in sorted(self._items.items())
+                if path.startswith(prefix) and "/" not in path[len(prefix) :]
             ]
 
     def items(self) -> Iterator[tuple[str, Resource]]:
