@@ -19,6 +19,7 @@ from runnet.emulator.gcp.server import Call, GCPEmulator, compute_list
 from runnet.emulator.gcp.store import Resource, relative
 
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_NAME_REGEX = "(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)"
 
 Build = Callable[[Call, dict[str, Any], str], Resource]
 """(call, request body, relative path of the new resource) -> the resource to store."""
@@ -78,12 +79,11 @@ def require_name(body: Any) -> str:
     name = body.get("name")
     if not name:
         raise invalid(
-            "Invalid value for field 'resource.name': ''. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'"
+            f"Invalid value for field 'resource.name': ''. Must be a match of regex '{_NAME_REGEX}'"
         )
     if not NAME_RE.match(str(name)):
         raise invalid(
-            f"Invalid value for field 'resource.name': '{name}'. "
-            "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'"
+            f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex '{_NAME_REGEX}'"
         )
     return str(name)
 
@@ -153,7 +153,7 @@ def register_crud(
 
     async def list_(call: Call) -> Any:
         collection = f"{coll.scope(call)}/{coll.collection}"
-        return compute_list(call, f"{coll.kind}List", call.emu.store.list(collection), collection)
+        return compute_list(call, f"{coll.kind}List", call.emu.store.children(collection), collection)
 
     async def delete(call: Call) -> Any:
         resource = coll.get(call)

@@ -10,6 +10,7 @@ operation is DONE, as on GCP. ``apply`` may raise a GCPError: the operation then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -76,7 +77,7 @@ class Operations:
         self.tick()
         return self._ops.get(path)
 
-    def list(self, prefix: str) -> list[Operation]:
+    def under(self, prefix: str) -> list[Operation]:
         self.tick()
         return [op for path, op in self._ops.items() if path.startswith(prefix)]
 
@@ -98,10 +99,8 @@ class Operations:
         while not op.done:
             remaining = min(op.done_at, deadline) - time.monotonic()
             if remaining > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(op.event.wait(), timeout=remaining)
-                except TimeoutError:
-                    pass
             self.tick()
             if time.monotonic() >= deadline:
                 return

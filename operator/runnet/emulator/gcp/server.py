@@ -405,13 +405,13 @@ class GCPEmulator:
     async def _op_list(self, call: Call) -> Any:
         if call.route.api == "run":
             prefix = f"projects/{call.project}/locations/{call.region}/operations/"
-            return {"operations": [self.render(op) for op in self.operations.list(prefix)]}
+            return {"operations": [self.render(op) for op in self.operations.under(prefix)]}
         region = call.params.get("region")
         scope = f"regions/{region}" if region else "global"
         prefix = f"projects/{call.project}/{scope}/operations/"
         kind = "compute#operationList"
         return compute_list(
-            call, kind, [self.render(op) for op in self.operations.list(prefix)], prefix.rstrip("/")
+            call, kind, [self.render(op) for op in self.operations.under(prefix)], prefix.rstrip("/")
         )
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:

@@ -57,7 +57,7 @@ class Store:
         with self.lock:
             self._pending.discard(path)
 
-    def list(self, collection: str) -> list[Resource]:
+    def children(self, collection: str) -> list[Resource]:
         """Resources directly under a collection path (``projects/p/regions/r/addresses``)."""
         prefix = collection.rstrip("/") + "/"
         with self.lock:
