@@ -30,15 +30,40 @@ _RPC_STATUS = {
     503: "UNAVAILABLE",
 }
 
+# google.rpc.Code numbers, for errors inside Cloud Run operations.
+_RPC_CODE = {
+    "INVALID_ARGUMENT": 3,
+    "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6,
+    "PERMISSION_DENIED": 7,
+    "RESOURCE_EXHAUSTED": 8,
+    "FAILED_PRECONDITION": 9,
+    "ABORTED": 10,
+    "INTERNAL": 13,
+    "UNAVAILABLE": 14,
+}
+
 
 class GCPError(Exception):
     """An API error: HTTP code, a machine reason (Compute ``reason``) and a human message."""
 
-    def __init__(self, code: int, reason: str, message: str, *, operation_code: str | None = None) -> None:
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        *,
+        operation_code: str | None = None,
+        status: str | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
         self.message = message
+        # google.rpc status when the HTTP code alone is ambiguous (409 is ALREADY_EXISTS or ABORTED).
+        self.status = status or _RPC_STATUS.get(code, "UNKNOWN")
+        self.details = details or []
         # The upper-case code used inside failed Compute operations (RESOURCE_IN_USE_BY_ANOTHER_RESOURCE).
         self.operation_code = operation_code or _camel_to_const(reason)
 
@@ -52,13 +77,15 @@ class GCPError(Exception):
         }
 
     def run_body(self) -> dict[str, Any]:
-        return {
-            "error": {
-                "code": self.code,
-                "message": self.message,
-                "status": _RPC_STATUS.get(self.code, "UNKNOWN"),
-            }
-        }
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "status": self.status}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+    @property
+    def rpc_code(self) -> int:
+        """The google.rpc.Code number (what a failed Cloud Run operation's ``error.code`` holds)."""
+        return _RPC_CODE.get(self.status, 2)
 
     def operation_error(self) -> dict[str, Any]:
         """Fields a DONE Compute operation carries when it failed (both http* fields: clients need them)."""

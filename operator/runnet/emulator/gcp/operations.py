@@ -152,11 +152,7 @@ def render_run(op: Operation) -> dict[str, Any]:
     if op.done:
         body["done"] = True
         if op.error is not None:
-            body["error"] = {"code": _rpc_code(op.error.code), "message": op.error.message}
+            body["error"] = {"code": op.error.rpc_code, "message": op.error.message}
         elif op.result is not None:
             body["response"] = op.result
     return body
-
-
-def _rpc_code(http: int) -> int:
-    return {400: 3, 403: 7, 404: 5, 409: 6, 412: 9, 429: 8, 500: 13, 503: 14}.get(http, 2)

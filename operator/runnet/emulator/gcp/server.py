@@ -250,7 +250,8 @@ class GCPEmulator:
 
     async def _handle(self, route: Route, call: Call) -> Any:
         allowed = self.config.allowed_permissions
-        if allowed is not None and route.permission not in allowed:
+        # An empty permission means the method needs none (testIamPermissions).
+        if allowed is not None and route.permission and route.permission not in allowed:
             raise permission_denied(route.permission, call.request.path.split("/v1/", 1)[-1])
         fault = self.config.pick_fault(route.method_id, mutating=route.mutating)
         if fault in ("429", "500", "503"):
