@@ -8,6 +8,15 @@ import pytest
 
 from runnet.emulator.gcp import EmulatorConfig, EmulatorThread, GCPEmulator
 from runnet.gcp.clients import Clients, GCPSettings
+from tests.support import conformance
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "allow_unserved: the test hits paths the GCP emulator does not serve on purpose "
+        "(otherwise the gcp fixture reports them as fidelity bugs)",
+    )
 
 
 @pytest.fixture
@@ -17,11 +26,19 @@ def gcp_config() -> EmulatorConfig:
 
 
 @pytest.fixture
-def gcp(gcp_config: EmulatorConfig) -> Iterator[GCPEmulator]:
-    """A fresh GCP emulator in its own thread, so blocking clients can call it from anywhere."""
+def gcp(gcp_config: EmulatorConfig, request: pytest.FixtureRequest) -> Iterator[GCPEmulator]:
+    """A fresh GCP emulator in its own thread, so blocking clients can call it from anywhere.
+
+    At teardown every response it sent is checked against the discovery schema of its method
+    (tests/support/conformance.py): a non-conforming response fails the test.
+    """
     thread = EmulatorThread(gcp_config)
     with thread.running() as emu:
         yield emu
+    allow_unserved = request.node.get_closest_marker("allow_unserved") is not None
+    problems = conformance.report(emu.log.snapshot(), allow_unserved=allow_unserved)
+    if problems:
+        pytest.fail(problems, pytrace=False)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Test support: discovery-schema conformance of emulator responses and a gcloud harness."""

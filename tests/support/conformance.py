@@ -1,0 +1,198 @@
+"""Checks every response the emulator logged against the discovery schema of its method.
+
+Used by the ``gcp`` fixture at teardown (see tests/conftest.py), so every test that talks to the
+emulator, through the Python clients or gcloud, also checks the emulator's answers. Discovery has
+no "required": the must-have output fields real GCP always returns are listed here instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from runnet.emulator.gcp.server import LogEntry
+from tests.support import discovery
+
+COMPUTE_RESOURCES = frozenset(
+    {
+        "Network",
+        "Subnetwork",
+        "Address",
+        "Router",
+        "ForwardingRule",
+        "ServiceAttachment",
+        "BackendService",
+        "UrlMap",
+        "TargetHttpProxy",
+        "NetworkEndpointGroup",
+        "HealthCheck",
+    }
+)
+MUST_HAVE: dict[str, tuple[str, ...]] = {
+    **{name: ("kind", "id", "name", "selfLink", "creationTimestamp") for name in COMPUTE_RESOURCES},
+    "Operation": ("kind", "id", "name", "status", "selfLink"),
+    "GoogleCloudRunV2Service": ("name", "uid", "generation", "createTime", "etag"),
+    "GoogleLongrunningOperation": ("name",),
+}
+COMPUTE_SELF_LINK = "https://www.googleapis.com/compute/v1/projects/"
+COMPUTE_TIMES = ("creationTimestamp", "insertTime", "startTime", "endTime")
+
+# google.rpc canonical codes a Cloud Run error may carry for each HTTP status.
+RPC_STATUS: dict[int, frozenset[str]] = {
+    400: frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE"}),
+    401: frozenset({"UNAUTHENTICATED"}),
+    403: frozenset({"PERMISSION_DENIED"}),
+    404: frozenset({"NOT_FOUND"}),
+    409: frozenset({"ALREADY_EXISTS", "ABORTED"}),
+    412: frozenset({"FAILED_PRECONDITION"}),
+    429: frozenset({"RESOURCE_EXHAUSTED"}),
+    499: frozenset({"CANCELLED"}),
+    500: frozenset({"INTERNAL", "UNKNOWN", "DATA_LOSS"}),
+    501: frozenset({"UNIMPLEMENTED"}),
+    503: frozenset({"UNAVAILABLE"}),
+    504: frozenset({"DEADLINE_EXCEEDED"}),
+}
+COMPUTE_ERROR_ITEM = frozenset({"domain", "reason", "message", "location", "locationType"})
+
+
+def must_have(schema: str, obj: dict[str, Any], where: str) -> list[str]:
+    """Output fields GCP always fills for ``schema``, plus a few invariants clients rely on."""
+    problems = [
+        f"{where}: missing output field {f!r} ({schema})" for f in MUST_HAVE.get(schema, ()) if f not in obj
+    ]
+    compute_list = schema.endswith("List") and schema in discovery.compute().schemas
+    if schema in COMPUTE_RESOURCES or schema == "Operation" or compute_list:
+        problems += _compute_links(obj, where)
+    if schema == "Operation":
+        problems += _compute_operation(obj, where)
+    elif schema == "GoogleLongrunningOperation":
+        problems += _run_operation(obj, where)
+    elif compute_list:
+        problems += [f"{where}: missing list field {f!r} ({schema})" for f in ("kind", "id") if f not in obj]
+    return problems
+
+
+def _compute_links(obj: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    link = obj.get("selfLink")
+    if isinstance(link, str) and not link.startswith(COMPUTE_SELF_LINK):
+        problems.append(f"{where}.selfLink: {link!r} does not start with {COMPUTE_SELF_LINK}")
+    for name in COMPUTE_TIMES:
+        value = obj.get(name)
+        if isinstance(value, str) and not discovery.is_rfc3339(value):
+            problems.append(f"{where}.{name}: {value!r} is not an RFC3339 timestamp")
+    return problems
+
+
+def _compute_operation(op: dict[str, Any], where: str) -> list[str]:
+    """A failed operation needs both http* fields: google-cloud-compute raises only then."""
+    problems = []
+    if "error" in op:
+        if op.get("status") != "DONE":
+            problems.append(f"{where}: operation has an error but status {op.get('status')!r}")
+        for name in ("httpErrorStatusCode", "httpErrorMessage"):
+            if name not in op:
+                problems.append(f"{where}: failed operation lacks {name!r} (the Python client needs it)")
+    elif "httpErrorStatusCode" in op:
+        problems.append(f"{where}: httpErrorStatusCode without error.errors[]")
+    if op.get("status") == "DONE" and "operationType" in op and "endTime" not in op:
+        problems.append(f"{where}: DONE operation without endTime")
+    return problems
+
+
+def _run_operation(op: dict[str, Any], where: str) -> list[str]:
+    has = [k for k in ("error", "response") if k in op]
+    if op.get("done") and len(has) != 1:
+        return [f"{where}: a done operation has exactly one of error/response, this one has {has}"]
+    if not op.get("done") and has:
+        return [f"{where}: an operation that is not done has {has}"]
+    return []
+
+
+def error_problems(api: str, status: int, body: Any) -> list[str]:
+    """The error shape: Compute's ``errors[]`` style, or google.rpc Status for Cloud Run."""
+    if not isinstance(body, dict) or set(body) != {"error"} or not isinstance(body["error"], dict):
+        return [f"$: an error body is {{'error': {{...}}}}, got {json.dumps(body)[:120]}"]
+    error: dict[str, Any] = body["error"]
+    problems = []
+    if error.get("code") != status:
+        problems.append(f"$.error.code: {error.get('code')!r} differs from the HTTP status {status}")
+    if not isinstance(error.get("message"), str) or not error["message"]:
+        problems.append("$.error.message: missing or empty")
+    allowed = (
+        {"code", "message", "errors", "details"}
+        if api == "compute"
+        else {"code", "message", "status", "details"}
+    )
+    problems += [f"$.error.{k}: unknown field in a {api} error" for k in error if k not in allowed]
+    if api == "compute":
+        problems += _compute_error_items(error.get("errors"))
+    elif error.get("status") not in RPC_STATUS.get(status, frozenset()):
+        problems.append(f"$.error.status: {error.get('status')!r} is not a google.rpc code for HTTP {status}")
+    return problems
+
+
+def _compute_error_items(items: Any) -> list[str]:
+    if not isinstance(items, list) or not items:
+        return ["$.error.errors: Compute errors carry a non-empty errors[] list"]
+    problems = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            problems.append(f"$.error.errors[{i}]: expected an object")
+            continue
+        problems += [
+            f"$.error.errors[{i}]: missing {k!r}" for k in ("domain", "reason", "message") if k not in item
+        ]
+        problems += [f"$.error.errors[{i}].{k}: unknown field" for k in item if k not in COMPUTE_ERROR_ITEM]
+    return problems
+
+
+def entry_problems(entry: LogEntry) -> list[str]:
+    """Problems of one logged response; an unserved path (no method id) is one problem."""
+    if not entry.method_id:
+        return ["the emulator does not serve this path (no route)"]
+    body = json.loads(json.dumps(entry.response_body))  # exactly what went over the wire
+    if entry.status >= 400:
+        return error_problems(entry.api, entry.status, body)
+    meth = discovery.method(entry.method_id)
+    if meth is None:
+        return [f"method id {entry.method_id!r} is not in the discovery document"]
+    if meth.response is None:
+        return [] if body in ({}, None) else [f"$: {entry.method_id} returns an empty body, got {body!r:.80}"]
+    int_enums = "enum-encoding=int" in entry.query.get("$alt", "")
+    doc = discovery.doc_for(entry.method_id)
+    problems = discovery.validate(doc, meth.response, body, int_enums=int_enums, must_have=must_have)
+    if meth.response == "Operation" and isinstance(body, dict):
+        problems += _operation_scope(meth, body)
+    return problems
+
+
+def _operation_scope(meth: discovery.Method, op: dict[str, Any]) -> list[str]:
+    """Regional operations name their region; global ones have no region key (as on GCE)."""
+    regional = "/regions/{region}/" in meth.path
+    link = str(op.get("selfLink", ""))
+    if regional and ("region" not in op or "/regions/" not in link):
+        return [f"$: {meth.id} is regional: its operation needs 'region' and a regional selfLink"]
+    if not regional and "/global/" in meth.path and ("region" in op or "/global/operations/" not in link):
+        return [f"$: {meth.id} is global: its operation has no 'region' and a global selfLink"]
+    return []
+
+
+def report(entries: Iterable[LogEntry], *, allow_unserved: bool = False, limit: int = 40) -> str:
+    """A readable list of every non-conforming response; empty when all conform."""
+    lines: list[str] = []
+    for entry in entries:
+        if allow_unserved and not entry.method_id:
+            continue
+        problems = entry_problems(entry)
+        if problems:
+            label = entry.method_id or "unserved"
+            lines.append(f"{entry.method} {entry.path} -> {entry.status} [{label}]")
+            lines += [f"    {p}" for p in problems[:10]]
+            if len(problems) > 10:
+                lines.append(f"    ... and {len(problems) - 10} more")
+    if not lines:
+        return ""
+    shown = lines[:limit] + ([f"... ({len(lines) - limit} more lines)"] if len(lines) > limit else [])
+    return "Emulator responses that do not conform to the discovery schema:\n" + "\n".join(shown)
