@@ -23,6 +23,11 @@ _NAME_REGEX = "(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)"
 
 Build = Callable[[Call, dict[str, Any], str], Resource]
 """(call, request body, relative path of the new resource) -> the resource to store."""
+Render = Callable[[Call, Resource], Resource]
+"""(call, stored resource) -> what a read returns: a copy with fields computed on read (``users``)."""
+Users = Callable[[Call, str, Resource], list[str]]
+"""(call, path, stored resource) -> paths of the resources using it, for "in use" delete checks."""
+Hook = Callable[[Call, str, Resource], None]
 
 
 @dataclass
@@ -94,7 +99,11 @@ def resolve(call: Call, ref: str, collection: str, *, regional: bool) -> str:
         if regional:
             return f"projects/{call.project}/regions/{call.params['region']}/{collection}/{ref}"
         return f"projects/{call.project}/global/{collection}/{ref}"
-    return relative(ref)
+    path = relative(ref)
+    if path.startswith(("global/", "regions/")):
+        # Partial paths (``regions/r/subnetworks/s``) are accepted by GCP and mean this project.
+        return f"projects/{call.project}/{path}"
+    return path
 
 
 def must_exist(call: Call, path: str, field: str) -> Resource:
@@ -115,12 +124,27 @@ def register_crud(
     build: Build,
     *,
     delete_in_use_sync: bool = True,
-    on_delete: Callable[[Call, str, Resource], None] | None = None,
+    on_delete: Hook | None = None,
+    on_create: Hook | None = None,
+    render: Render | None = None,
+    users: Users | None = None,
     aggregated: bool = False,
     insert_operation_type: str = "insert",
     delete_operation_type: str = "delete",
 ) -> None:
-    """insert, get, list and delete for ``coll``; "in use" delete errors sync (400) or in the operation."""
+    """insert, get, list and delete for ``coll``; "in use" delete errors sync (400) or in the operation.
+
+    ``on_create`` runs when the insert operation completes, before the resource is stored (checks
+    that must see the state at that moment, such as IP conflicts; it may raise GCPError to fail
+    the operation). ``render`` turns a stored resource into what reads return; ``users`` replaces
+    the generic reference scan for "in use" checks.
+    """
+    show = render or (lambda _call, resource: resource)
+
+    def users_of(call: Call, path: str, resource: Resource) -> list[str]:
+        if users is not None:
+            return users(call, path, resource)
+        return call.emu.store.users_of(path)
 
     async def insert(call: Call) -> Any:
         name = require_name(call.body)
@@ -131,6 +155,8 @@ def register_crud(
         call.emu.store.reserve(path)
 
         def apply() -> None:
+            if on_create is not None:
+                on_create(call, path, resource)
             call.emu.store.put(path, resource)
 
         def undo_reservation(op: Any) -> None:
@@ -149,22 +175,23 @@ def register_crud(
         return body
 
     async def get(call: Call) -> Any:
-        return coll.get(call)
+        return show(call, coll.get(call))
 
     async def list_(call: Call) -> Any:
         collection = f"{coll.scope(call)}/{coll.collection}"
-        return compute_list(call, f"{coll.kind}List", call.emu.store.children(collection), collection)
+        items = [show(call, r) for r in call.emu.store.children(collection)]
+        return compute_list(call, f"{coll.kind}List", items, collection)
 
     async def delete(call: Call) -> Any:
         resource = coll.get(call)
         path = coll.path(call, call.params["name"])
-        users = call.emu.store.users_of(path)
-        if users and delete_in_use_sync:
-            raise in_use(coll.label, path, users[0])
+        using = users_of(call, path, resource)
+        if using and delete_in_use_sync:
+            raise in_use(coll.label, path, using[0])
 
         def apply() -> None:
             # Checked again at completion: something may have started using it meanwhile.
-            still = call.emu.store.users_of(path)
+            still = users_of(call, path, resource)
             if still:
                 raise in_use(coll.label, path, still[0])
             if on_delete is not None:
@@ -194,7 +221,7 @@ def register_crud(
     if aggregated:
 
         async def aggregated_list(call: Call) -> Any:
-            return aggregated_body(call, coll)
+            return aggregated_body(call, coll, render)
 
         emu.route(
             "GET",
@@ -206,13 +233,14 @@ def register_crud(
         )
 
 
-def aggregated_body(call: Call, coll: Collection) -> dict[str, Any]:
+def aggregated_body(call: Call, coll: Collection, render: Render | None = None) -> dict[str, Any]:
     """``items: {"regions/<r>": {<collection>: [...]}}``, per region that has any."""
     prefix = f"projects/{call.project}/regions/"
     scopes: dict[str, list[Resource]] = {}
     for path, resource in call.emu.store.items():
         if path.startswith(prefix) and path.split("/")[4] == coll.collection and path.count("/") == 5:
-            scopes.setdefault(f"regions/{path.split('/')[3]}", []).append(resource)
+            shown = render(call, resource) if render else resource
+            scopes.setdefault(f"regions/{path.split('/')[3]}", []).append(shown)
     return {
         "kind": f"{coll.kind}AggregatedList",
         "id": f"projects/{call.project}/aggregated/{coll.collection}",
