@@ -214,6 +214,8 @@ def test_error_shapes() -> None:
     assert any(
         "unknown field in a run error" in p for p in conformance.error_problems("run", 404, compute_404)
     )
+    untyped_detail = {"error": {**run_404["error"], "details": [{"reason": "x"}]}}
+    assert any("'@type'" in p for p in conformance.error_problems("run", 404, untyped_detail))
 
 
 def test_report_lists_unserved_paths_unless_allowed() -> None:

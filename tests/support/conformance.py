@@ -126,6 +126,9 @@ def error_problems(api: str, status: int, body: Any) -> list[str]:
         else {"code", "message", "status", "details"}
     )
     problems += [f"$.error.{k}: unknown field in a {api} error" for k in error if k not in allowed]
+    details = error.get("details", [])
+    if not isinstance(details, list) or not all(isinstance(d, dict) and "@type" in d for d in details):
+        problems.append("$.error.details: a list of objects that each carry '@type'")
     if api == "compute":
         problems += _compute_error_items(error.get("errors"))
     elif error.get("status") not in RPC_STATUS.get(status, frozenset()):
