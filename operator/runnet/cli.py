@@ -88,3 +88,27 @@ def emulator_gcp(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve())
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    default="crds",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the CRD files live.",
+)
+@click.option("--check", is_flag=True, help="Exit 1 if the committed CRDs differ from the models instead of writing.")
+def crds(directory: Path, check: bool) -> None:
+    """Generate the CustomResourceDefinitions from the API models."""
+    from runnet.api import crds as generator
+
+    if check:
+        drift = generator.stale(directory)
+        if drift:
+            raise click.ClickException(f"{', '.join(drift)} out of date with the models: run `runnet crds`")
+        click.echo(f"{directory}: up to date")
+        return
+    for path in generator.write_all(directory):
+        click.echo(f"wrote {path}")
