@@ -145,9 +145,7 @@ def test_run_operation_metadata_is_checked_as_the_type_it_names() -> None:
     done_without_result = {**op, "done": True}
     assert any(
         "exactly one of error/response" in p
-        for p in conformance.entry_problems(
-            entry("run.projects.locations.operations.get", done_without_result)
-        )
+        for p in conformance.entry_problems(entry("run.projects.locations.operations.get", done_without_result))
     )
 
 
@@ -172,17 +170,12 @@ def test_compute_operation_invariants() -> None:
         endTime="2024-04-01T12:34:56.123-07:00",
         error={"errors": [{"code": "X", "message": "m"}]},
     )
-    assert any(
-        "lacks 'httpErrorStatusCode'" in p for p in conformance.entry_problems(entry(method_id, failed))
-    )
+    assert any("lacks 'httpErrorStatusCode'" in p for p in conformance.entry_problems(entry(method_id, failed)))
     global_op = compute_operation()
     assert any(
-        "is regional" in p
-        for p in conformance.entry_problems(entry(method_id, mutated(global_op, "region", ...)))
+        "is regional" in p for p in conformance.entry_problems(entry(method_id, mutated(global_op, "region", ...)))
     )
-    assert any(
-        "is global" in p for p in conformance.entry_problems(entry("compute.networks.insert", global_op))
-    )
+    assert any("is global" in p for p in conformance.entry_problems(entry("compute.networks.insert", global_op)))
     assert any(
         "missing output field 'status'" in p
         for p in conformance.entry_problems(entry(method_id, mutated(global_op, "status", ...)))
@@ -200,28 +193,20 @@ def test_error_shapes() -> None:
     run_404 = {"error": {"code": 404, "message": "m", "status": "NOT_FOUND"}}
     assert conformance.entry_problems(entry("compute.routers.get", compute_404, status=404)) == []
     assert conformance.entry_problems(entry("run.projects.locations.services.get", run_404, status=404)) == []
-    assert any(
-        "unknown field in a compute error" in p for p in conformance.error_problems("compute", 404, run_404)
-    )
+    assert any("unknown field in a compute error" in p for p in conformance.error_problems("compute", 404, run_404))
     assert any(
         "non-empty errors[]" in p
         for p in conformance.error_problems("compute", 404, {"error": {"code": 404, "message": "m"}})
     )
-    assert any(
-        "differs from the HTTP status" in p for p in conformance.error_problems("compute", 409, compute_404)
-    )
+    assert any("differs from the HTTP status" in p for p in conformance.error_problems("compute", 409, compute_404))
     assert any("not a google.rpc code" in p for p in conformance.error_problems("run", 409, run_404))
-    assert any(
-        "unknown field in a run error" in p for p in conformance.error_problems("run", 404, compute_404)
-    )
+    assert any("unknown field in a run error" in p for p in conformance.error_problems("run", 404, compute_404))
     untyped_detail = {"error": {**run_404["error"], "details": [{"reason": "x"}]}}
     assert any("'@type'" in p for p in conformance.error_problems("run", 404, untyped_detail))
 
 
 def test_report_lists_unserved_paths_unless_allowed() -> None:
-    unserved = entry(
-        "", {"error": {"code": 404, "message": "m", "errors": []}}, status=404, path="/compute/v1/nope"
-    )
+    unserved = entry("", {"error": {"code": 404, "message": "m", "errors": []}}, status=404, path="/compute/v1/nope")
     text = conformance.report([unserved])
     assert "GET /compute/v1/nope -> 404 [unserved]" in text
     assert conformance.report([unserved], allow_unserved=True) == ""

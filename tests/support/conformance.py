@@ -58,9 +58,7 @@ COMPUTE_ERROR_ITEM = frozenset({"domain", "reason", "message", "location", "loca
 
 def must_have(schema: str, obj: dict[str, Any], where: str) -> list[str]:
     """Output fields GCP always fills for ``schema``, plus a few invariants clients rely on."""
-    problems = [
-        f"{where}: missing output field {f!r} ({schema})" for f in MUST_HAVE.get(schema, ()) if f not in obj
-    ]
+    problems = [f"{where}: missing output field {f!r} ({schema})" for f in MUST_HAVE.get(schema, ()) if f not in obj]
     compute_list = schema.endswith("List") and schema in discovery.compute().schemas
     if schema in COMPUTE_RESOURCES or schema == "Operation" or compute_list:
         problems += _compute_links(obj, where)
@@ -120,11 +118,7 @@ def error_problems(api: str, status: int, body: Any) -> list[str]:
         problems.append(f"$.error.code: {error.get('code')!r} differs from the HTTP status {status}")
     if not isinstance(error.get("message"), str) or not error["message"]:
         problems.append("$.error.message: missing or empty")
-    allowed = (
-        {"code", "message", "errors", "details"}
-        if api == "compute"
-        else {"code", "message", "status", "details"}
-    )
+    allowed = {"code", "message", "errors", "details"} if api == "compute" else {"code", "message", "status", "details"}
     problems += [f"$.error.{k}: unknown field in a {api} error" for k in error if k not in allowed]
     details = error.get("details", [])
     if not isinstance(details, list) or not all(isinstance(d, dict) and "@type" in d for d in details):
@@ -144,9 +138,7 @@ def _compute_error_items(items: Any) -> list[str]:
         if not isinstance(item, dict):
             problems.append(f"$.error.errors[{i}]: expected an object")
             continue
-        problems += [
-            f"$.error.errors[{i}]: missing {k!r}" for k in ("domain", "reason", "message") if k not in item
-        ]
+        problems += [f"$.error.errors[{i}]: missing {k!r}" for k in ("domain", "reason", "message") if k not in item]
         problems += [f"$.error.errors[{i}].{k}: unknown field" for k in item if k not in COMPUTE_ERROR_ITEM]
     return problems
 

@@ -186,9 +186,7 @@ class _Validator:
 
     def int_enum(self, enum: list[str], value: int, where: str, owner: str, field: str) -> None:
         if not self.int_enums:
-            self.fail(
-                where, f"enum given as integer {value}, but the request did not ask for enum-encoding=int"
-            )
+            self.fail(where, f"enum given as integer {value}, but the request did not ask for enum-encoding=int")
             return
         name = proto_enum_name(owner, field, value)
         if name is None:
