@@ -164,7 +164,13 @@ def entry_problems(entry: LogEntry) -> list[str]:
 
 
 def _operation_scope(meth: discovery.Method, op: dict[str, Any]) -> list[str]:
-    """Regional operations name their region; global ones have no region key (as on GCE)."""
+    """Regional operations name their region; global ones have no region key (as on GCE).
+
+    Exception: GCE's minimal already-DONE no-op operation (setLabels with unchanged labels) has
+    no operationType and a global selfLink even for regional resources (NOTES section 2).
+    """
+    if "operationType" not in op and op.get("status") == "DONE":
+        return []
     regional = "/regions/{region}/" in meth.path
     link = str(op.get("selfLink", ""))
     if regional and ("region" not in op or "/regions/" not in link):
