@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from runnet.emulator.gcp import compute_lb, compute_network, compute_psc, run
+from runnet.emulator.gcp import (
+    compute_address,
+    compute_lb,
+    compute_network,
+    compute_psc,
+    compute_router,
+    run,
+)
 
 if TYPE_CHECKING:
     from runnet.emulator.gcp.server import GCPEmulator
 
 REGISTRARS: list[Callable[[GCPEmulator], None]] = [
     compute_network.register,
+    compute_address.register,
+    compute_router.register,
     compute_lb.register,
     compute_psc.register,
     run.register,

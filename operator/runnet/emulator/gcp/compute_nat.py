@@ -1,0 +1,275 @@
+"""Cloud NAT, which lives inside a Router's ``nats[]``: validation, server defaults, runtime status.
+
+Router PATCH/PUT hand every NAT entry to ``check_nats``; ``nat_status`` answers getRouterStatus.
+Test knob: ``emu.extra["nat_vm_endpoints"][(router_path, nat_name)] = N`` says N VM endpoints use
+the NAT (default 0), which drives ``numVmEndpointsWithNatMappings``, ``minExtraNatIpsNeeded`` =
+max(0, ceil(N * minPorts / 64512) - len(natIps)) for MANUAL_ONLY, and the auto-allocated IPs of
+AUTO_ONLY NATs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from runnet.emulator.gcp import ids, ipam
+from runnet.emulator.gcp.compute_common import NAME_RE
+from runnet.emulator.gcp.compute_network import field_error
+from runnet.emulator.gcp.store import Resource, relative
+
+if TYPE_CHECKING:
+    from runnet.emulator.gcp.server import Call, GCPEmulator
+
+SOURCE_MODES = ("ALL_SUBNETWORKS_ALL_IP_RANGES", "ALL_SUBNETWORKS_ALL_PRIMARY_IP_RANGES", "LIST_OF_SUBNETWORKS")
+RANGE_OPTIONS = ("ALL_IP_RANGES", "LIST_OF_SECONDARY_IP_RANGES", "PRIMARY_IP_RANGE")
+ALLOCATE_OPTIONS = ("AUTO_ONLY", "MANUAL_ONLY")
+LOG_FILTERS = ("ALL", "ERRORS_ONLY", "TRANSLATIONS_ONLY")
+TIMEOUTS = (
+    "icmpIdleTimeoutSec",
+    "tcpEstablishedIdleTimeoutSec",
+    "tcpTransitoryIdleTimeoutSec",
+    "tcpTimeWaitTimeoutSec",
+    "udpIdleTimeoutSec",
+)
+PORTS_PER_IP = 64512
+"""Ports a NAT IP offers to VMs (65536 minus the 1024 well-known ports)."""
+
+
+def clean(value: Any) -> Any:
+    """Drop nulls and empty lists, which GCP neither stores nor echoes."""
+    if isinstance(value, dict):
+        return {k: clean(v) for k, v in value.items() if v is not None and v != []}
+    if isinstance(value, list):
+        return [clean(v) for v in value]
+    return value
+
+
+def _power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+def min_ports(nat: dict[str, Any]) -> int:
+    """Ports each VM gets at least: 64 by default (32 with dynamic allocation), static rounds up to 2^n."""
+    sent = nat.get("minPortsPerVm")
+    if nat.get("enableDynamicPortAllocation"):
+        return int(sent or 32)
+    return 1 << (int(sent) - 1).bit_length() if sent else 64
+
+
+def check_nats(call: Call, router: Resource, nats: list[Any]) -> list[dict[str, Any]]:
+    """Validated NAT entries with server-filled fields; 400 naming ``resource.nats[i].<field>``."""
+    out = []
+    names: set[str] = set()
+    for i, raw in enumerate(nats):
+        nat = clean(raw)
+        nat.pop("effectiveTcpTimeWaitTimeoutSec", None)  # output only; gcloud sends it back
+        field = f"resource.nats[{i}]"
+        name = str(nat.get("name") or "")
+        if not NAME_RE.match(name):
+            raise field_error(f"{field}.name", name, "Must be a match of regex '[a-z]([-a-z0-9]*[a-z0-9])?'")
+        if name in names:
+            raise field_error(f"{field}.name", name, "A NAT with this name already exists in this router.")
+        names.add(name)
+        out.append(_check_nat(call, router, nat, field))
+    _check_coverage(out)
+    _check_ip_owners(call, router, out)
+    return out
+
+
+def _check_nat(call: Call, router: Resource, nat: dict[str, Any], field: str) -> dict[str, Any]:
+    nat_type = nat.setdefault("type", "PUBLIC")
+    if nat_type not in ("PUBLIC", "PRIVATE"):
+        raise field_error(f"{field}.type", nat_type, "Must be PUBLIC or PRIVATE.")
+    _check_sources(call, router, nat, field)
+    if nat_type == "PUBLIC":
+        _check_ips(call, nat, field)
+        nat.setdefault("autoNetworkTier", "PREMIUM")
+    else:
+        nat.pop("natIpAllocateOption", None)
+        nat.setdefault("enableDynamicPortAllocation", True)
+    _check_ports(nat, field)
+    _check_logging(nat, field)
+    for key in TIMEOUTS:
+        if key in nat and int(nat[key]) <= 0:
+            raise field_error(f"{field}.{key}", nat[key], "Must be a positive number of seconds.")
+    nat.setdefault("endpointTypes", ["ENDPOINT_TYPE_VM"])
+    nat["effectiveTcpTimeWaitTimeoutSec"] = int(nat.get("tcpTimeWaitTimeoutSec", 120))
+    return nat
+
+
+def _check_sources(call: Call, router: Resource, nat: dict[str, Any], field: str) -> None:
+    mode = nat.get("sourceSubnetworkIpRangesToNat")
+    if mode not in SOURCE_MODES:
+        raise field_error(f"{field}.sourceSubnetworkIpRangesToNat", mode or "", f"Must be one of {SOURCE_MODES}.")
+    subnets = nat.get("subnetworks") or []
+    if mode != "LIST_OF_SUBNETWORKS":
+        if subnets:
+            raise field_error(f"{field}.subnetworks", subnets, f"Must be empty with {mode}.")
+        return
+    if not subnets:
+        raise field_error(f"{field}.subnetworks", "", "At least one subnetwork is required with LIST_OF_SUBNETWORKS.")
+    for j, entry in enumerate(subnets):
+        where = f"{field}.subnetworks[{j}]"
+        path = ipam.ref_path(str(entry.get("name", "")), call.project, call.params["region"], "subnetworks")
+        subnet = call.emu.store.get(path)
+        if subnet is None or "/subnetworks/" not in path:
+            raise field_error(
+                f"{where}.name", entry.get("name", ""), "The referenced subnetwork resource cannot be found."
+            )
+        if subnet.get("network") != router["network"] or path.split("/")[3] != call.params["region"]:
+            raise field_error(
+                f"{where}.name", entry["name"], "The subnetwork must be in the router's network and region."
+            )
+        options = entry.setdefault("sourceIpRangesToNat", ["ALL_IP_RANGES"])
+        if any(o not in RANGE_OPTIONS for o in options):
+            raise field_error(f"{where}.sourceIpRangesToNat", options, f"Each must be one of {RANGE_OPTIONS}.")
+        entry["name"] = ids.self_link(path)
+
+
+def _address_of(call: Call, value: Any, where: str) -> str:
+    """The path of an external address named in natIps/drainNatIps (URLs or relative paths only)."""
+    path = relative(str(value))
+    if not path.startswith("projects/") or "/addresses/" not in path:
+        raise field_error(where, value, "The URL is malformed.")
+    address = call.emu.store.get(path)
+    if address is None:
+        raise field_error(where, value, "The referenced address resource cannot be found.")
+    if path.split("/")[3] != call.params["region"] or address.get("addressType") != "EXTERNAL":
+        raise field_error(where, value, "NAT IPs must be EXTERNAL addresses in the router's region.")
+    return path
+
+
+def _check_ips(call: Call, nat: dict[str, Any], field: str) -> None:
+    option = nat.get("natIpAllocateOption")
+    if option not in ALLOCATE_OPTIONS:
+        raise field_error(f"{field}.natIpAllocateOption", option or "", "Must be AUTO_ONLY or MANUAL_ONLY.")
+    ips = nat.get("natIps") or []
+    if option == "AUTO_ONLY" and ips:
+        raise field_error(f"{field}.natIps", ips, "NAT IPs must be empty when natIpAllocateOption is AUTO_ONLY.")
+    if option == "MANUAL_ONLY" and not ips:
+        raise field_error(
+            f"{field}.natIps", "", "At least one NAT IP is required when natIpAllocateOption is MANUAL_ONLY."
+        )
+    active = [_address_of(call, ip, f"{field}.natIps[{j}]") for j, ip in enumerate(ips)]
+    for j, ip in enumerate(nat.get("drainNatIps") or []):
+        if _address_of(call, ip, f"{field}.drainNatIps[{j}]") in active:
+            raise field_error(f"{field}.drainNatIps[{j}]", ip, "An IP cannot be both active and draining.")
+    if len(set(active)) != len(active):
+        raise field_error(f"{field}.natIps", ips, "The same address is listed twice.")
+
+
+def _check_ports(nat: dict[str, Any], field: str) -> None:
+    low, high = nat.get("minPortsPerVm"), nat.get("maxPortsPerVm")
+    if not nat.get("enableDynamicPortAllocation"):
+        if low is not None and not 2 <= int(low) <= 65536:
+            raise field_error(f"{field}.minPortsPerVm", low, "Must be between 2 and 65536.")
+        return
+    if nat.get("enableEndpointIndependentMapping"):
+        raise field_error(
+            f"{field}.enableEndpointIndependentMapping",
+            True,
+            "Endpoint-independent mapping cannot be enabled together with dynamic port allocation.",
+        )
+    if low is not None and not (_power_of_two(int(low)) and 32 <= int(low) <= 32768):
+        raise field_error(
+            f"{field}.minPortsPerVm",
+            low,
+            "With dynamic port allocation it must be a power of two between 32 and 32768.",
+        )
+    if high is not None and not (_power_of_two(int(high)) and max(int(low or 32), 63) < int(high) <= 65536):
+        raise field_error(
+            f"{field}.maxPortsPerVm",
+            high,
+            "With dynamic port allocation it must be a power of two greater than minPortsPerVm (and 64), "
+            "at most 65536.",
+        )
+
+
+def _check_logging(nat: dict[str, Any], field: str) -> None:
+    if "logConfig" not in nat:
+        return
+    log = nat["logConfig"]
+    log.setdefault("filter", "ALL")
+    if log["filter"] not in LOG_FILTERS:
+        raise field_error(f"{field}.logConfig.filter", log["filter"], f"Must be one of {LOG_FILTERS}.")
+
+
+def _check_coverage(nats: list[dict[str, Any]]) -> None:
+    """Among a router's public NATs a subnetwork may be translated by one NAT only."""
+    public = [n for n in nats if n["type"] == "PUBLIC"]
+    everything = [n for n in public if n["sourceSubnetworkIpRangesToNat"] != "LIST_OF_SUBNETWORKS"]
+    if everything and len(public) > 1:
+        raise field_error(
+            "resource.nats",
+            everything[0]["name"],
+            "A NAT covering all subnetworks must be the only public NAT of the router.",
+        )
+    seen: dict[str, str] = {}
+    for nat in public:
+        for entry in nat.get("subnetworks", []):
+            if entry["name"] in seen:
+                raise field_error(
+                    "resource.nats",
+                    nat["name"],
+                    f"Subnetwork {entry['name']} is already NATed by {seen[entry['name']]}.",
+                )
+            seen[entry["name"]] = nat["name"]
+
+
+def _check_ip_owners(call: Call, router: Resource, nats: list[dict[str, Any]]) -> None:
+    """An address serves one NAT only, and nothing else (a forwarding rule, another router)."""
+    router_path = relative(router["selfLink"])
+    owner: dict[str, str] = {}
+    for i, nat in enumerate(nats):
+        for j, value in enumerate([*nat.get("natIps", []), *nat.get("drainNatIps", [])]):
+            path = relative(str(value))
+            where = f"resource.nats[{i}].natIps[{j}]"
+            if path in owner and owner[path] != nat["name"]:
+                raise field_error(where, value, f"The address is already used by NAT '{owner[path]}'.")
+            owner[path] = nat["name"]
+            address = call.emu.store.get(path) or {}
+            others = call.emu.store.users_of(path) + ipam.forwarding_rules_with_ip(
+                call.emu, call.project, call.params["region"], str(address.get("address"))
+            )
+            others = [u for u in others if u != router_path]
+            if others:
+                raise field_error(where, value, f"The address is already being used by '{others[0]}'.")
+
+
+# -- getRouterStatus -----------------------------------------------------------------------------
+
+
+def _auto_ips(emu: GCPEmulator, key: tuple[str, str], needed: int) -> list[str]:
+    """IPs GCP allocated for an AUTO_ONLY NAT; kept across reads so they stay stable."""
+    held: dict[tuple[str, str], list[str]] = emu.extra.setdefault("nat_auto_ips", {})
+    ips = held.setdefault(key, [])
+    while len(ips) < needed:
+        ips.append(ipam.allocate_external(emu))
+    return list(ips)
+
+
+def nat_status(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[str, Any]:
+    """One ``natStatus`` entry of getRouterStatus (empty lists omitted, as GCP does)."""
+    key = (router_path, nat["name"])
+    endpoints = int(emu.extra.get("nat_vm_endpoints", {}).get(key, 0))
+    needed = math.ceil(endpoints * min_ports(nat) / PORTS_PER_IP)
+
+    def ips(refs: list[str]) -> tuple[list[str], list[str]]:
+        paths = [relative(r) for r in refs]
+        found = [(p, emu.store.get(p)) for p in paths]
+        return [str(a["address"]) for _, a in found if a], [ids.self_link(p) for p, a in found if a]
+
+    user_ips, user_urls = ips(nat.get("natIps", []))
+    drain_ips, _ = ips(nat.get("drainNatIps", []))
+    auto = nat.get("natIpAllocateOption") == "AUTO_ONLY"
+    status: dict[str, Any] = {
+        "name": nat["name"],
+        "userAllocatedNatIps": user_ips,
+        "userAllocatedNatIpResources": user_urls,
+        "autoAllocatedNatIps": _auto_ips(emu, key, needed) if auto else [],
+        "drainUserAllocatedNatIps": drain_ips,
+        "drainAutoAllocatedNatIps": [],
+        "minExtraNatIpsNeeded": 0 if auto else max(0, needed - len(user_ips)),
+        "numVmEndpointsWithNatMappings": endpoints,
+    }
+    return {k: v for k, v in status.items() if v != []}
