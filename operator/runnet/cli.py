@@ -24,12 +24,8 @@ def emulator() -> None:
 
 @emulator.command("gcp")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8085, show_default=True, type=int, help="Port to listen on (0: any free port)."
-)
-@click.option(
-    "--latency", default=0.0, show_default=True, type=float, help="Seconds each operation stays RUNNING."
-)
+@click.option("--port", default=8085, show_default=True, type=int, help="Port to listen on (0: any free port).")
+@click.option("--latency", default=0.0, show_default=True, type=float, help="Seconds each operation stays RUNNING.")
 @click.option(
     "--jitter",
     default=0.0,
@@ -112,3 +108,50 @@ def crds(directory: Path, check: bool) -> None:
         return
     for path in generator.write_all(directory):
         click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="Kubeconfig to use (default: in-cluster, then ~/.kube/config).",
+)
+@click.option("--namespace", "namespaces", multiple=True, help="Watch only this namespace (repeatable).")
+@click.option("--all-namespaces", "all_namespaces", is_flag=True, help="Watch every namespace (the default).")
+@click.option(
+    "--gcp-endpoint",
+    envvar="RUNNET_GCP_ENDPOINT",
+    help="Base URL of a GCP emulator; without it, Google Cloud with Application Default Credentials.",
+)
+@click.option("--resync-interval", default=120.0, show_default=True, type=float, help="Seconds between drift checks.")
+@click.option("--concurrency", default=32, show_default=True, type=int, help="GCP calls in flight at most.")
+@click.option(
+    "--liveness", default=None, help="Serve kopf's liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz."
+)
+def run(
+    kubeconfig: str | None,
+    namespaces: tuple[str, ...],
+    all_namespaces: bool,
+    gcp_endpoint: str | None,
+    resync_interval: float,
+    concurrency: int,
+    liveness: str | None,
+) -> None:
+    """Run the operator."""
+    import logging
+
+    from runnet.runtime import OperatorSettings, run_operator
+
+    if namespaces and all_namespaces:
+        raise click.UsageError("--namespace and --all-namespaces exclude each other")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = OperatorSettings(
+        kubeconfig=kubeconfig,
+        namespaces=list(namespaces),
+        gcp_endpoint=gcp_endpoint,
+        resync_interval=resync_interval,
+        concurrency=concurrency,
+        liveness=liveness,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_operator(settings))

@@ -59,7 +59,7 @@ COMPUTE_ERROR_ITEM = frozenset({"domain", "reason", "message", "location", "loca
 def must_have(schema: str, obj: dict[str, Any], where: str) -> list[str]:
     """Output fields GCP always fills for ``schema``, plus a few invariants clients rely on."""
     problems = [f"{where}: missing output field {f!r} ({schema})" for f in MUST_HAVE.get(schema, ()) if f not in obj]
-    compute_list = schema.endswith("List") and schema in discovery.compute().schemas
+    compute_list = schema.endswith("List") and not schema.endswith("ScopedList") and schema in discovery.compute().schemas
     if schema in COMPUTE_RESOURCES or schema == "Operation" or compute_list:
         problems += _compute_links(obj, where)
     if schema == "Operation":

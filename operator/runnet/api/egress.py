@@ -33,6 +33,11 @@ class NatLogFilter(StrEnum):
     TRANSLATIONS_ONLY = "TRANSLATIONS_ONLY"
 
 
+class NatCoverage(StrEnum):
+    ALL_SUBNETWORKS = "AllSubnetworks"
+    GATEWAY_SUBNET = "GatewaySubnet"
+
+
 class AddressDeletionPolicy(StrEnum):
     RETAIN = "Retain"
     DELETE = "Delete"
@@ -80,6 +85,11 @@ class NatSpec(NamedRef):
     max_ports_per_vm: int | None = Field(default=None, ge=64, le=65536, description="With dynamic port allocation.")
     enable_dynamic_port_allocation: bool = False
     enable_endpoint_independent_mapping: bool = False
+    coverage: NatCoverage = Field(
+        default=NatCoverage.ALL_SUBNETWORKS,
+        description="AllSubnetworks NATs every range of every subnet in the region (GCP then allows no other NAT in "
+        "the router); GatewaySubnet NATs only spec.subnet, so the router can hold other NATs.",
+    )
     logging: NatLogging = Field(default_factory=NatLogging)
     adopt: bool = Field(default=False, description="Take over an existing NAT of this name that runnet did not create.")
 

@@ -1,0 +1,240 @@
+"""EgressGateway: reconcile and finalize, from a custom resource's body to its status."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from runnet.api.egress import KIND, EgressGatewaySpec
+from runnet.engine import Engine, Outcome, RunResult
+from runnet.gcp.clients import Clients
+from runnet.gcp.context import Context
+from runnet.gcp.ownership import Owner
+from runnet.gcp.router import extra_ips_needed, instances_supported, nat_status
+from runnet.plan import egress as plan
+from runnet.status import (
+    Event,
+    Outcome_,
+    action_events,
+    condition,
+    ready_condition,
+    resources,
+    was_ready,
+)
+
+CONNECTOR_HINT = (
+    "Cloud Run service {service} moved from Serverless VPC Access connector {connector} to Direct VPC egress: "
+    "delete the connector if nothing else uses it, to stop its charges"
+)
+
+
+@dataclass
+class Object:
+    """The parts of a custom resource a controller needs."""
+
+    namespace: str
+    name: str
+    uid: str
+    generation: int | None
+    spec: dict[str, Any]
+    status: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def invalid_status(obj: Object, message: str) -> Outcome_:
+    conds = obj.status.get("conditions", [])
+    return Outcome_(
+        status={
+            "observedGeneration": obj.generation,
+            "conditions": [condition(conds, "Ready", False, "InvalidSpec", message, obj.generation)],
+        },
+        events=[Event("Warning", "InvalidSpec", message)],
+    )
+
+
+def parse(obj: Object) -> EgressGatewaySpec | str:
+    try:
+        spec = EgressGatewaySpec.model_validate(obj.spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"spec.{where}: {first['msg']}"
+    problems = plan.spec_problems(spec)
+    return problems[0] if problems else spec
+
+
+def context(obj: Object, spec: EgressGatewaySpec, clients: Clients) -> Context:
+    owner = Owner(KIND, obj.namespace, obj.name, obj.uid)
+    return Context(clients=clients, owner=owner, project=spec.project, region=spec.region)
+
+
+async def reconcile(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
+    spec = parse(obj)
+    if isinstance(spec, str):
+        return invalid_status(obj, spec)
+    ctx = context(obj, spec, clients)
+    nodes = plan.build(spec, ctx, gateway=obj.key)
+    run = await engine.reconcile(nodes)
+    previous = [s["name"] for s in obj.status.get("services", [])]
+    detach = plan.detached_services(previous, spec, ctx, gateway=obj.key)
+    if detach and not _invalid(run):
+        detached = await engine.teardown(detach)
+        run.results.update({f"detached/{k}": v for k, v in detached.results.items()})
+    return _status(obj, spec, ctx, run)
+
+
+def _invalid(run: RunResult) -> bool:
+    return any(r.outcome is Outcome.INVALID for r in run.results.values())
+
+
+def _status(obj: Object, spec: EgressGatewaySpec, ctx: Context, run: RunResult) -> Outcome_:
+    conds = obj.status.get("conditions", [])
+    ips = [_ip(run, name) for name in spec.nat.addresses]
+    nat_ips = [ip for ip in ips if ip]
+    services = _services(run, spec)
+    attached = sum(1 for s in services if s["ready"])
+    status: dict[str, Any] = {
+        "observedGeneration": obj.generation,
+        "natIPs": nat_ips,
+        "services": services,
+        "resources": resources(run),
+        "summary": {"natIPs": ",".join(nat_ips), "services": f"{attached}/{len(spec.services)}"},
+    }
+    events = action_events(run, was_ready=was_ready(obj.status))
+    ready_message = f"NAT {spec.nat.name} egresses from {', '.join(nat_ips)}" if nat_ips else "ready"
+    status["conditions"] = [
+        ready_condition(conds, run, obj.generation, ready_message=ready_message),
+        *_capacity(conds, obj.generation, spec, ctx, run),
+    ]
+    for entry in services:
+        if entry.get("connector"):
+            events.append(Event("Normal", "ConnectorUnused", entry["message"]))
+    for svc in spec.services:
+        if svc.egress.value == "PRIVATE_RANGES_ONLY":
+            events.append(
+                Event(
+                    "Warning",
+                    "NoFixedEgress",
+                    f"Cloud Run service {svc.name} uses PRIVATE_RANGES_ONLY: its internet traffic does not leave "
+                    "from the NAT IPs; use ALL_TRAFFIC for a fixed egress IP",
+                )
+            )
+    retry = None if run.ready or not _retryable(run) else 10.0
+    return Outcome_(status=status, events=events, retry_after=retry)
+
+
+def _retryable(run: RunResult) -> bool:
+    return all(r.retryable for r in run.results.values() if r.outcome is not Outcome.READY)
+
+
+def _ip(run: RunResult, address: str) -> str:
+    result = run.results.get(f"address/{address}")
+    obs = result.observation if result else None
+    return str(obs.outputs.get("ip", "")) if obs else ""
+
+
+def _services(run: RunResult, spec: EgressGatewaySpec) -> list[dict[str, Any]]:
+    out = []
+    for svc in spec.services:
+        result = run.results[f"service/{svc.name}"]
+        obs = result.observation
+        entry: dict[str, Any] = {
+            "name": svc.name,
+            "egress": svc.egress.value,
+            "ready": result.outcome is Outcome.READY,
+            "message": result.message,
+        }
+        connector = obs.outputs.get("previousConnector") if obs else None
+        if connector and result.outcome is Outcome.READY:
+            entry["message"] = CONNECTOR_HINT.format(service=svc.name, connector=connector)
+            entry["connector"] = connector
+        out.append(entry)
+    return out
+
+
+def _max_instances(run: RunResult, spec: EgressGatewaySpec) -> int:
+    total = 0
+    for svc in spec.services:
+        obs = run.results[f"service/{svc.name}"].observation
+        total += int(obs.outputs.get("maxInstances", 0)) if obs else 0
+    return total
+
+
+def _capacity(
+    conds: list[dict[str, Any]], generation: int | None, spec: EgressGatewaySpec, ctx: Context, run: RunResult
+) -> list[dict[str, Any]]:
+    instances = _max_instances(run, spec)
+    out = []
+    subnet = run.results["subnet"].observation
+    cidr = subnet.outputs.get("ipCidrRange") if subnet else spec.subnet.ip_cidr_range
+    if cidr:
+        net = ipaddress.ip_network(str(cidr), strict=False)
+        usable = net.num_addresses - 4  # GCP reserves four addresses in every primary range
+        if net.prefixlen > plan.DIRECT_EGRESS_MAX_PREFIX:
+            ok, msg = False, f"subnet {spec.subnet.name} is a /{net.prefixlen}; Direct VPC egress needs a /26 or larger"
+        elif usable < 2 * instances:
+            ok, msg = (
+                False,
+                (
+                    f"subnet {spec.subnet.name} has {usable} usable IPs but the attached services can scale to "
+                    f"{instances} instances, which need about {2 * instances}: use a larger range"
+                ),
+            )
+        else:
+            ok, msg = True, f"subnet {spec.subnet.name} has {usable} usable IPs for up to {instances} instances"
+        out.append(condition(conds, "SubnetCapacity", ok, "Sufficient" if ok else "Insufficient", msg, generation))
+    supported = instances_supported(len(spec.nat.addresses), spec.nat.min_ports_per_vm)
+    extra = extra_ips_needed(instances, len(spec.nat.addresses), spec.nat.min_ports_per_vm)
+    nat_result = run.results.get("nat")
+    if nat_result and nat_result.outcome is Outcome.READY:
+        reported = nat_status(ctx, spec.router.name, spec.nat.name)
+        extra = max(extra, int(reported.min_extra_nat_ips_needed) if reported else 0)
+    if extra > 0:
+        msg = (
+            f"NAT {spec.nat.name} needs {extra} more address(es) in spec.nat.addresses: "
+            f"{len(spec.nat.addresses)} IP(s) at minPortsPerVm {spec.nat.min_ports_per_vm} serve {supported} "
+            f"instances, the services can scale to {instances}"
+        )
+        out.append(condition(conds, "NATCapacity", False, "Insufficient", msg, generation))
+    else:
+        msg = f"NAT {spec.nat.name} serves up to {supported} instances; the services can scale to {instances}"
+        out.append(condition(conds, "NATCapacity", True, "Sufficient", msg, generation))
+    return out
+
+
+async def finalize(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
+    """Delete what the gateway owns, in reverse order; ``retry_after`` is None once done."""
+    spec = parse(obj)
+    if isinstance(spec, str):
+        return Outcome_(status={}, events=[Event("Warning", "InvalidSpec", f"nothing deleted in GCP: {spec}")])
+    if spec.deletion_policy.value == "Orphan":
+        return Outcome_(status={}, events=[Event("Normal", "Orphaned", "deletionPolicy Orphan: GCP left as it is")])
+    ctx = context(obj, spec, clients)
+    nodes = plan.build(spec, ctx, gateway=obj.key)
+    previous = [s["name"] for s in obj.status.get("services", [])]
+    nodes += plan.detached_services(previous, spec, ctx, gateway=obj.key)
+    run = await engine.teardown(nodes)
+    events = [Event("Normal", a.split()[0].title(), a) for a in run.actions()]
+    kept = [a for a in run.actions() if a.startswith("kept Address")]
+    if kept:
+        events.append(
+            Event(
+                "Normal",
+                "AddressesRetained",
+                f"kept {len(kept)} reserved NAT IP(s) so partners' allowlists stay valid; set "
+                "spec.nat.addressDeletionPolicy: Delete to release them with the gateway",
+            )
+        )
+    if run.ready:
+        return Outcome_(status={}, events=events)
+    problem = run.first_problem()
+    message = problem.message if problem else "deleting"
+    conds = obj.status.get("conditions", [])
+    status = {"conditions": [condition(conds, "Ready", False, "Deleting", message, obj.generation)]}
+    return Outcome_(status=status, events=events, retry_after=5.0)

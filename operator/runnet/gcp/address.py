@@ -1,0 +1,86 @@
+"""Adapter for regional static addresses (the NAT IPs partners allowlist)."""
+
+from __future__ import annotations
+
+from google.cloud import compute_v1
+
+from runnet.engine import Adapter, Observation
+from runnet.gcp.calls import compute_write, find
+from runnet.gcp.context import Context
+from runnet.gcp.network import tail
+
+
+class ExternalAddressAdapter(Adapter):
+    """A reserved EXTERNAL IP: created when absent, an existing one is used if it is usable."""
+
+    kind = "Address"
+
+    def __init__(self, ctx: Context, name: str, *, allowed_user: str) -> None:
+        super().__init__(name)
+        self.ctx = ctx
+        self.allowed_user = allowed_user
+        """Relative path of the router whose NAT may already use this address."""
+
+    def _get(self) -> compute_v1.Address | None:
+        c = self.ctx
+        return find(
+            f"reading address {self.name}",
+            lambda: c.clients.addresses.get(project=c.project, region=c.region, address=self.name),
+        )
+
+    def observe(self) -> Observation:
+        addr = self._get()
+        if addr is None:
+            return Observation(exists=False, invalid=self._elsewhere())
+        obs = Observation(exists=True, owned=self.ctx.owner.owns(addr.description), self_link=addr.self_link)
+        obs.outputs["ip"] = addr.address
+        if addr.address_type and addr.address_type != "EXTERNAL":
+            obs.invalid = (
+                f"address {self.name} is {addr.address_type}: spec.nat.addresses needs EXTERNAL addresses, "
+                "so use another name"
+            )
+        others = [tail(u) for u in addr.users if tail(u) != self.allowed_user]
+        if others:
+            obs.invalid = f"address {self.name} is already used by {others[0]}: list a free address instead"
+        return obs
+
+    def _elsewhere(self) -> str:
+        """An address of that name in another region of the project is a user error, not a new IP."""
+        c = self.ctx
+        pages = find(
+            f"looking for address {self.name}",
+            lambda: c.clients.addresses.aggregated_list(
+                request=compute_v1.AggregatedListAddressesRequest(project=c.project, filter=f"name = {self.name}")
+            ),
+        )
+        for scope, scoped in pages or []:
+            for addr in scoped.addresses:
+                if addr.name == self.name and scope != f"regions/{c.region}":
+                    return (
+                        f"address {self.name} exists in {scope.removeprefix('regions/')}, not {c.region}: "
+                        "NAT addresses must be in the gateway's region"
+                    )
+        return ""
+
+    def create(self) -> None:
+        c = self.ctx
+        body = compute_v1.Address(
+            name=self.name,
+            address_type="EXTERNAL",
+            network_tier="PREMIUM",
+            description=c.owner.description(),
+            labels=c.owner.labels(),
+        )
+        compute_write(
+            c.clients,
+            f"reserving address {self.name}",
+            lambda: c.clients.addresses.insert_unary(project=c.project, region=c.region, address_resource=body),
+        )
+
+    def delete(self, observed: Observation) -> None:
+        c = self.ctx
+        compute_write(
+            c.clients,
+            f"releasing address {self.name}",
+            lambda: c.clients.addresses.delete_unary(project=c.project, region=c.region, address=self.name),
+        )

@@ -1,0 +1,82 @@
+"""kopf wiring shared by every kind: the same reconcile from create, update, resume and a timer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+
+from runnet.api.common import GROUP, VERSION
+from runnet.controllers.egress import Object
+from runnet.engine import Engine
+from runnet.gcp.clients import Clients
+from runnet.runtime import Runtime
+from runnet.status import Outcome_
+
+Reconcile = Callable[[Object, Engine, Clients], Awaitable[Outcome_]]
+
+
+def as_object(body: kopf.Body) -> Object:
+    meta = body.get("metadata", {})
+    return Object(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        generation=meta.get("generation"),
+        spec=dict(body.get("spec", {}) or {}),
+        status=dict(body.get("status", {}) or {}),
+    )
+
+
+def _changed(current: dict[str, Any], new: dict[str, Any]) -> bool:
+    return any(current.get(k) != v for k, v in new.items())
+
+
+def write(body: kopf.Body, patch: kopf.Patch, outcome: Outcome_) -> None:
+    """Patch the status (only when it differs) and post the events."""
+    if _changed(dict(body.get("status", {}) or {}), outcome.status):
+        patch.status.update(outcome.status)
+    for event in outcome.events:
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+def _ready_message(outcome: Outcome_, default: str) -> str:
+    for cond in outcome.status.get("conditions", []):
+        if cond.get("type") == "Ready":
+            return str(cond.get("message") or default)
+    return default
+
+
+def register_kind(
+    registry: kopf.OperatorRegistry, runtime: Runtime, plural: str, reconcile: Reconcile, finalize: Reconcile
+) -> None:
+    resource = (GROUP, VERSION, plural)
+
+    async def converge(body: kopf.Body, patch: kopf.Patch) -> None:
+        obj = as_object(body)
+        async with runtime.lock(obj.uid):
+            outcome = await reconcile(obj, runtime.engine, runtime.clients)
+        write(body, patch, outcome)
+        if outcome.retry_after is not None:
+            raise kopf.TemporaryError(_ready_message(outcome, "not ready yet"), delay=outcome.retry_after)
+
+    @kopf.on.resume(*resource, registry=registry)  # type: ignore[untyped-decorator]
+    @kopf.on.create(*resource, registry=registry)  # type: ignore[untyped-decorator]
+    @kopf.on.update(*resource, registry=registry, field="spec")  # type: ignore[untyped-decorator]
+    async def changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await converge(body, patch)
+
+    @kopf.timer(*resource, registry=registry, interval=runtime.settings.resync_interval, idle=5)  # type: ignore[untyped-decorator]
+    async def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        await converge(body, patch)
+
+    @kopf.on.delete(*resource, registry=registry)  # type: ignore[untyped-decorator]
+    async def deleted(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        obj = as_object(body)
+        async with runtime.lock(obj.uid):
+            outcome = await finalize(obj, runtime.engine, runtime.clients)
+        write(body, patch, outcome)
+        if outcome.retry_after is not None:
+            raise kopf.TemporaryError(_ready_message(outcome, "deleting"), delay=outcome.retry_after)
+        runtime.forget(obj.uid)

@@ -1,0 +1,96 @@
+"""The operator process: settings, shared clients and engine, kopf configuration, and running it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from runnet.engine import Engine
+from runnet.gcp.clients import Clients, GCPSettings
+
+FINALIZER = "runnet.dev/finalizer"
+
+
+@dataclass
+class OperatorSettings:
+    kubeconfig: str | None = None
+    namespaces: list[str] = field(default_factory=list)
+    """Empty: all namespaces."""
+    gcp_endpoint: str | None = None
+    resync_interval: float = 120.0
+    concurrency: int = 32
+    liveness: str | None = None
+    """``http://0.0.0.0:8080/healthz`` serves kopf's liveness probe."""
+
+
+class Runtime:
+    """What every handler shares; built once at start-up and passed to the handlers."""
+
+    def __init__(self, settings: OperatorSettings) -> None:
+        self.settings = settings
+        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint))
+        self._engine: Engine | None = None
+        self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+
+    @property
+    def engine(self) -> Engine:
+        # Built lazily so that its semaphore belongs to the operator's event loop.
+        if self._engine is None:
+            self._engine = Engine(self.settings.concurrency)
+        return self._engine
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        """One reconcile at a time per object (the timer and a change handler may overlap)."""
+        return self._locks[uid]
+
+    def forget(self, uid: str) -> None:
+        self._locks.pop(uid, None)
+
+
+def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
+    from runnet.handlers import egress, psc
+
+    registry = kopf.OperatorRegistry()
+    egress.register(registry, runtime)
+    psc.register(registry, runtime)
+
+    @kopf.on.startup(registry=registry)  # type: ignore[untyped-decorator]
+    def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="runnet.dev")
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="runnet.dev", key="last-handled-configuration"
+        )
+        settings.posting.level = logging.INFO
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 60
+        settings.batching.error_delays = [1, 2, 5, 10, 30]
+
+    @kopf.on.login(registry=registry)  # type: ignore[untyped-decorator]
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if runtime.settings.kubeconfig:
+            os.environ["KUBECONFIG"] = runtime.settings.kubeconfig
+            return kopf.login_with_kubeconfig(**kwargs)  # type: ignore[no-any-return]
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)  # type: ignore[no-any-return]
+
+    return registry
+
+
+async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
+    """Run until ``stop_flag`` is set (or forever)."""
+    runtime = Runtime(settings)
+    registry = build_registry(runtime)
+    await kopf.operator(
+        registry=registry,
+        standalone=True,
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        stop_flag=stop_flag,
+        liveness_endpoint=settings.liveness,
+    )

@@ -1,0 +1,107 @@
+"""Status as a function of what was observed: conditions (kstatus), resources, events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from runnet.engine import Outcome, RunResult
+
+READY = "Ready"
+RECONCILED = "Reconciled"
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def condition(
+    previous: list[dict[str, Any]], type_: str, ok: bool, reason: str, message: str, generation: int | None
+) -> dict[str, Any]:
+    """A condition; lastTransitionTime changes only when the status flips."""
+    status = "True" if ok else "False"
+    old = next((c for c in previous if c.get("type") == type_), None)
+    since = (
+        old["lastTransitionTime"] if old and old.get("status") == status and old.get("lastTransitionTime") else now()
+    )
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since,
+        "observedGeneration": generation,
+    }
+
+
+@dataclass
+class Event:
+    type: str
+    """Normal or Warning."""
+    reason: str
+    message: str
+
+
+@dataclass
+class Outcome_:
+    """What one reconcile pass produced for the handler to write."""
+
+    status: dict[str, Any]
+    events: list[Event] = field(default_factory=list)
+    retry_after: float | None = None
+    """Seconds until a retry is useful; None when converged or only a spec change can help."""
+
+
+def ready_condition(
+    previous: list[dict[str, Any]], run: RunResult | None, generation: int | None, *, ready_message: str
+) -> dict[str, Any]:
+    if run is None or run.ready:
+        return condition(previous, READY, True, RECONCILED, ready_message, generation)
+    problem = run.first_problem()
+    assert problem is not None
+    reason = _REASONS.get(problem.outcome, "Reconciling")
+    node = problem.node
+    message = problem.message or f"waiting for {node.adapter.kind} {node.adapter.name}"
+    return condition(previous, READY, False, reason, message, generation)
+
+
+_REASONS = {
+    Outcome.INVALID: "InvalidSpec",
+    Outcome.CONFLICT: "Conflict",
+    Outcome.FAILED: "GCPError",
+    Outcome.WAITING: "Waiting",
+    Outcome.BLOCKED: "Waiting",
+}
+
+
+def resources(run: RunResult) -> list[dict[str, Any]]:
+    out = []
+    for result in run.results.values():
+        obs = result.observation
+        out.append(
+            {
+                "kind": result.node.adapter.kind,
+                "name": result.node.adapter.name,
+                "selfLink": obs.self_link if obs else "",
+                "owned": bool(obs and obs.owned),
+                "state": result.outcome.value,
+            }
+        )
+    return out
+
+
+def action_events(run: RunResult, *, was_ready: bool) -> list[Event]:
+    """An event per GCP write; writes to a gateway that was Ready are drift being repaired."""
+    events = []
+    for action in run.actions():
+        reason = "DriftRepaired" if was_ready and not action.startswith("created Cloud") else action.split()[0].title()
+        events.append(Event("Normal", reason, action))
+    return events
+
+
+def was_ready(status: dict[str, Any] | None) -> bool:
+    for cond in (status or {}).get("conditions", []):
+        if cond.get("type") == READY:
+            return bool(cond.get("status") == "True")
+    return False
