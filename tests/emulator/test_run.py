@@ -15,6 +15,7 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.protobuf import field_mask_pb2
 
 from runnet.emulator.gcp import EmulatorConfig, GCPEmulator, ids, run_enums
+from runnet.emulator.gcp.config import Fault
 from runnet.gcp.clients import Clients
 
 PROJECT = "demo-project"
@@ -343,3 +344,30 @@ def _proto_number(schema: str, field: str, name: str) -> int:
     snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in field)
     enum = message.meta.fields.get(snake) or message.meta.fields[snake + "_"]
     return int(enum.enum[name].value)
+
+
+FAIL_CREATES = EmulatorConfig(seed=1, faults=[Fault("run.services.create", 1.0, "operation")])
+
+
+@pytest.mark.parametrize("gcp_config", [FAIL_CREATES])
+def test_a_failed_operation_leaves_a_failed_service_that_resending_repairs(clients: Clients) -> None:
+    with pytest.raises(gexc.InternalServerError):
+        make(clients)
+    service = clients.run_services.get_service(name=f"{PARENT}/services/hello")
+    assert service.terminal_condition.state == State.CONDITION_FAILED and not service.reconciling
+    repaired = update(clients, service).result(timeout=30)
+    assert repaired.terminal_condition.state == State.CONDITION_SUCCEEDED
+    assert repaired.generation == 1 and repaired.uri
+
+
+def test_malformed_requests_are_invalid_arguments(clients: Clients, gcp: GCPEmulator) -> None:
+    import requests
+
+    url = f"{gcp.base_url}/v2/{PARENT}/services"
+    answer = requests.post(url, params={"serviceId": "x"}, json={"template": {"containers": "no"}}, timeout=10)
+    assert answer.status_code == 400 and answer.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert "service.template.containers" in answer.json()["error"]["message"]
+    name = make(clients).name
+    with pytest.raises(gexc.Conflict):
+        clients.run_services.delete_service(request={"name": name, "etag": '"stale"'})
+    assert clients.run_services.get_service(name=name).generation == 1

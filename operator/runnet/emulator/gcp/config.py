@@ -57,11 +57,13 @@ class EmulatorConfig:
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
 
-    def pick_fault(self, permission: str, *, mutating: bool) -> FaultKind | None:
+    def pick_fault(self, permission: str, *, mutating: bool, method_id: str = "") -> FaultKind | None:
+        """A fault for this call, if any: globs match the IAM permission or the discovery method id."""
         for fault in self.faults:
             if fault.kind == "operation" and not mutating:
                 continue
-            if fault.matches(permission) and self.random.random() < fault.rate:
+            matched = fault.matches(permission) or (method_id and fault.matches(method_id))
+            if matched and self.random.random() < fault.rate:
                 return fault.kind
         return None
 

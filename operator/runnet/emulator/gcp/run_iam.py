@@ -8,6 +8,7 @@ those of google.iam.v1: ``{version, bindings: [{role, members}], etag}``; an emp
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import secrets
 from collections.abc import Callable
@@ -45,67 +46,70 @@ def drop(emu: GCPEmulator, path: str) -> None:
     policies(emu).pop(path, None)
 
 
-def register(emu: GCPEmulator, find: Callable[[Call], str]) -> None:
-    """Add the IAM methods of services; ``find`` returns the service's path or raises its 404."""
+Find = Callable[["Call"], str]
+"""Returns the path of the service a call names, or raises its 404."""
 
-    async def get_policy(call: Call) -> Any:
-        return dict(policies(call.emu).get(find(call)) or {"etag": EMPTY_ETAG})
 
-    async def set_policy(call: Call) -> Any:
-        path = find(call)
-        body = call.body if isinstance(call.body, dict) else {}
-        policy = body.get("policy")
-        if not isinstance(policy, dict):
-            raise invalid_argument("policy", "Required field is missing.")
-        current = policies(call.emu).get(path) or {"etag": EMPTY_ETAG}
-        if policy.get("etag") and policy["etag"] != current["etag"]:
-            raise GCPError(409, "aborted", CONCURRENT_CHANGE, status="ABORTED")
-        bindings = _normalise(policy.get("bindings") or [])
-        stored: dict[str, Any] = {"etag": _new_etag()}
-        if bindings:
-            stored = {"version": 3 if policy.get("version") == 3 else 1, "bindings": bindings, **stored}
-        policies(call.emu)[path] = stored
-        return dict(stored)
-
-    async def test_permissions(call: Call) -> Any:
-        find(call)
-        asked = (call.body or {}).get("permissions") or []
-        allowed = call.emu.config.allowed_permissions
-        held = [p for p in asked if allowed is None or p in allowed]
-        return {"permissions": held} if held else {}
-
-    base = "services/{service:[^/:]+}"
-    ids = "run.projects.locations.services"
-    emu.route(
-        "GET",
-        f"{base}:getIamPolicy",
-        get_policy,
-        method_id=f"{ids}.getIamPolicy",
-        permission="run.services.getIamPolicy",
-        mutating=False,
+def register(emu: GCPEmulator, find: Find) -> None:
+    """Add the IAM methods of services (``find`` resolves the service the call names)."""
+    methods = (
+        ("GET", "getIamPolicy", get_policy, "run.services.getIamPolicy", False),
+        ("POST", "setIamPolicy", set_policy, "run.services.setIamPolicy", True),
+        ("POST", "testIamPermissions", held_permissions, "", False),
     )
-    emu.route(
-        "POST",
-        f"{base}:setIamPolicy",
-        set_policy,
-        method_id=f"{ids}.setIamPolicy",
-        permission="run.services.setIamPolicy",
-        mutating=True,
-    )
-    emu.route(
-        "POST",
-        f"{base}:testIamPermissions",
-        test_permissions,
-        method_id=f"{ids}.testIamPermissions",
-        permission="",
-        mutating=False,
-    )
+    for http, name, handler, permission, mutating in methods:
+        emu.route(
+            http,
+            f"services/{{service:[^/:]+}}:{name}",
+            functools.partial(handler, find),
+            method_id=f"run.projects.locations.services.{name}",
+            permission=permission,
+            mutating=mutating,
+        )
+
+
+async def get_policy(find: Find, call: Call) -> Any:
+    return dict(policies(call.emu).get(find(call)) or {"etag": EMPTY_ETAG})
+
+
+async def set_policy(find: Find, call: Call) -> Any:
+    path = find(call)
+    policy = _body(call).get("policy")
+    if not isinstance(policy, dict):
+        raise invalid_argument("policy", "Required field is missing.")
+    current = policies(call.emu).get(path) or {"etag": EMPTY_ETAG}
+    if policy.get("etag") and policy["etag"] != current["etag"]:
+        raise GCPError(409, "aborted", CONCURRENT_CHANGE, status="ABORTED")
+    bindings = policy.get("bindings") or []
+    if not isinstance(bindings, list):
+        raise invalid_argument("policy.bindings", "expected a JSON array.")
+    bindings = _normalise(bindings)
+    stored: dict[str, Any] = {"etag": _new_etag()}
+    if bindings:
+        stored = {"version": 3 if policy.get("version") == 3 else 1, "bindings": bindings, **stored}
+    policies(call.emu)[path] = stored
+    return dict(stored)
+
+
+async def held_permissions(find: Find, call: Call) -> Any:
+    """The asked permissions the caller holds (all of them unless the emulator restricts them)."""
+    find(call)
+    asked = _body(call).get("permissions") or []
+    allowed = call.emu.config.allowed_permissions
+    held = [p for p in asked if allowed is None or p in allowed]
+    return {"permissions": held} if held else {}
+
+
+def _body(call: Call) -> dict[str, Any]:
+    return call.body if isinstance(call.body, dict) else {}
 
 
 def _normalise(bindings: list[Any]) -> list[dict[str, Any]]:
     """Validated bindings as IAM stores them: one per role (and condition), members sorted, no empties."""
     merged: dict[tuple[str, str], dict[str, Any]] = {}
     for binding in bindings:
+        if not isinstance(binding, dict):
+            raise invalid_argument("policy.bindings", "each binding must be a JSON object.")
         role = str(binding.get("role") or "")
         if not role.startswith(("roles/", "projects/", "organizations/")):
             raise invalid_argument("policy.bindings.role", f"Role '{role}' is not a valid role.")

@@ -253,7 +253,7 @@ class GCPEmulator:
         # An empty permission means the method needs none (testIamPermissions).
         if allowed is not None and route.permission and route.permission not in allowed:
             raise permission_denied(route.permission, call.request.path.split("/v1/", 1)[-1])
-        fault = self.config.pick_fault(route.method_id, mutating=route.mutating)
+        fault = self.config.pick_fault(route.permission, mutating=route.mutating, method_id=route.method_id)
         if fault in ("429", "500", "503"):
             raise _injected(int(fault))
         request_id = call.query.get("requestId")
