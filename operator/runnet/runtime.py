@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,7 @@ class Runtime:
         self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint))
         self._engine: Engine | None = None
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._due: dict[tuple[str, str], float] = {}
 
     @property
     def engine(self) -> Engine:
@@ -51,6 +53,20 @@ class Runtime:
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+
+    def due(self, plural: str, key: str) -> bool:
+        """Whether the object's resync is due (its interval, a retry delay, or a poke)."""
+        return time.monotonic() >= self._due.get((plural, key), 0.0)
+
+    def schedule(self, plural: str, key: str, retry_after: float | None) -> None:
+        delay = (
+            self.settings.resync_interval if retry_after is None else min(retry_after, self.settings.resync_interval)
+        )
+        self._due[(plural, key)] = time.monotonic() + delay
+
+    def poke(self, plural: str, key: str) -> None:
+        """Reconcile ``namespace/name`` of that kind at the next tick (a related object changed)."""
+        self._due[(plural, key)] = 0.0
 
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:

@@ -14,6 +14,9 @@ from runnet.gcp.clients import Clients
 from runnet.runtime import Runtime
 from runnet.status import Outcome_
 
+TICK = 2.0
+"""Seconds between checks whether an object is due for a resync (a check costs nothing)."""
+
 Reconcile = Callable[[Object, Engine, Clients], Awaitable[Outcome_]]
 
 
@@ -57,9 +60,8 @@ def register_kind(
         obj = as_object(body)
         async with runtime.lock(obj.uid):
             outcome = await reconcile(obj, runtime.engine, runtime.clients)
+        runtime.schedule(plural, obj.key, outcome.retry_after)
         write(body, patch, outcome)
-        if outcome.retry_after is not None:
-            raise kopf.TemporaryError(_ready_message(outcome, "not ready yet"), delay=outcome.retry_after)
 
     @kopf.on.resume(*resource, registry=registry)  # type: ignore[untyped-decorator]
     @kopf.on.create(*resource, registry=registry)  # type: ignore[untyped-decorator]
@@ -67,8 +69,12 @@ def register_kind(
     async def changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         await converge(body, patch)
 
-    @kopf.timer(*resource, registry=registry, interval=runtime.settings.resync_interval, idle=5)  # type: ignore[untyped-decorator]
+    @kopf.timer(*resource, registry=registry, interval=TICK, initial_delay=TICK)  # type: ignore[untyped-decorator]
     async def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+        """Drift repair every resync interval; sooner while not converged or when a related object pokes it."""
+        obj = as_object(body)
+        if not runtime.due(plural, obj.key):
+            return
         await converge(body, patch)
 
     @kopf.on.delete(*resource, registry=registry)  # type: ignore[untyped-decorator]
