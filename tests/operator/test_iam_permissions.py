@@ -1,0 +1,50 @@
+"""The GCP role in deploy/gcp is enough: whole lifecycles pass with the emulator allowing only it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runnet.controllers import egress
+from runnet.emulator.gcp import EmulatorConfig
+from tests.operator.conftest import deploy_service, example
+
+ROLE = Path(__file__).resolve().parents[2] / "deploy" / "gcp" / "runnet-operator-role.yaml"
+PROJECT, REGION = "my-project", "asia-northeast1"
+
+
+def role_permissions() -> set[str]:
+    return set(yaml.safe_load(ROLE.read_text())["includedPermissions"])
+
+
+@pytest.fixture
+def gcp_config() -> EmulatorConfig:
+    # Latency makes every mutation go through operation polling, whose permissions count too.
+    return EmulatorConfig(seed=1, operation_latency=0.05)
+
+
+async def test_egress_gateway_lifecycle_needs_only_the_documented_role(driver_factory, clients, gcp) -> None:
+    deploy_service(clients, PROJECT, REGION, "direct-vpc-egress")
+    gcp.config.allowed_permissions = role_permissions()
+    body = example("egress-fixed-ip.yaml")
+    body["spec"]["nat"]["addressDeletionPolicy"] = "Delete"
+    driver = driver_factory(egress.reconcile, egress.finalize, body)
+    for _ in range(3):
+        await driver.reconcile()
+    assert driver.condition()["status"] == "True", driver.condition()
+    assert (await driver.finalize()).retry_after is None
+    denied = [e for e in gcp.log.snapshot() if e.status == 403]
+    assert denied == []
+    used = {e.permission for e in gcp.log.snapshot() if e.permission}
+    assert {"compute.routers.update", "compute.regionOperations.get", "run.services.update"} <= used
+
+
+async def test_a_missing_permission_shows_in_the_status(driver_factory, clients, gcp) -> None:
+    deploy_service(clients, PROJECT, REGION, "direct-vpc-egress")
+    gcp.config.allowed_permissions = role_permissions() - {"compute.routers.update"}
+    driver = driver_factory(egress.reconcile, egress.finalize, example("egress-fixed-ip.yaml"))
+    await driver.reconcile()
+    ready = driver.condition()
+    assert ready["status"] == "False" and "compute.routers.update" in ready["message"], ready
