@@ -99,14 +99,9 @@ def backend_chain(clients: Clients) -> tuple[str, str, str, str]:
 
 
 def proxy_rule(clients: Clients, name: str, vpc: str, main: str, proxy: str, **extra: str) -> str:
+    fields = {"port_range": "80", **extra}
     rule = compute_v1.ForwardingRule(
-        name=name,
-        load_balancing_scheme="INTERNAL_MANAGED",
-        network=vpc,
-        subnetwork=main,
-        port_range="80",
-        target=proxy,
-        **extra,
+        name=name, load_balancing_scheme="INTERNAL_MANAGED", network=vpc, subnetwork=main, target=proxy, **fields
     )
     clients.forwarding_rules.insert(project=PRODUCER, region=REGION, forwarding_rule_resource=rule).result()
     return link(PRODUCER, "forwardingRules", name)
