@@ -367,7 +367,9 @@ def test_malformed_requests_are_invalid_arguments(clients: Clients, gcp: GCPEmul
     answer = requests.post(url, params={"serviceId": "x"}, json={"template": {"containers": "no"}}, timeout=10)
     assert answer.status_code == 400 and answer.json()["error"]["status"] == "INVALID_ARGUMENT"
     assert "service.template.containers" in answer.json()["error"]["message"]
-    name = make(clients).name
+    with pytest.raises(gexc.BadRequest, match="system key"):
+        make(clients, "annotated", annotations={"run.googleapis.com/ingress": "all"})
+    name = make(clients, annotations={"runnet.dev/egress-gateway": "ns/gw"}).name
     with pytest.raises(gexc.Conflict):
         clients.run_services.delete_service(request={"name": name, "etag": '"stale"'})
     assert clients.run_services.get_service(name=name).generation == 1

@@ -106,8 +106,60 @@ def request_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid_argument("service", "a JSON object is required")
     cleaned = _drop_nulls(copy.deepcopy(body))
+    for path, kind in _SHAPES.items():
+        _check_shape(cleaned, path, kind)
+    _check_system_keys(cleaned)
     run_enums.to_names(cleaned)
     return {k: v for k, v in cleaned.items() if k not in OUTPUT_ONLY}
+
+
+SYSTEM_PREFIXES = ("run.googleapis.com", "cloud.googleapis.com", "serving.knative.dev", "autoscaling.knative.dev")
+
+
+def _check_system_keys(service: Resource) -> None:
+    """v2 rejects v1's system labels and annotations: each has a field of its own now (API reference)."""
+    template = service.get("template") or {}
+    for where, mapping in (
+        ("service.labels", service.get("labels")),
+        ("service.annotations", service.get("annotations")),
+        ("service.template.labels", template.get("labels")),
+        ("service.template.annotations", template.get("annotations")),
+    ):
+        for key in mapping or {}:
+            if str(key).split("/", 1)[0] in SYSTEM_PREFIXES:
+                raise invalid_argument(where, f"'{key}' is a system key: Cloud Run v2 does not support it.")
+
+
+# The parts of a request the emulator reads: a wrong JSON type there is a 400, not a crash.
+_SHAPES: dict[tuple[str, ...], type] = {
+    ("template",): dict,
+    ("template", "scaling"): dict,
+    ("template", "vpcAccess"): dict,
+    ("template", "vpcAccess", "networkInterfaces"): list,
+    ("template", "vpcAccess", "networkInterfaces", "[]"): dict,
+    ("template", "containers"): list,
+    ("template", "containers", "[]"): dict,
+    ("template", "containers", "[]", "resources"): dict,
+    ("template", "containers", "[]", "resources", "limits"): dict,
+    ("template", "containers", "[]", "ports"): list,
+    ("template", "containers", "[]", "ports", "[]"): dict,
+    ("template", "containers", "[]", "startupProbe"): dict,
+    ("traffic",): list,
+    ("traffic", "[]"): dict,
+}
+
+
+def _check_shape(node: Any, path: tuple[str, ...], kind: type, where: str = "service") -> None:
+    if not path:
+        if not isinstance(node, kind):
+            raise invalid_argument(where, f"expected a JSON {'object' if kind is dict else 'array'}.")
+        return
+    head, rest = path[0], path[1:]
+    if head == "[]" and isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_shape(item, rest, kind, f"{where}[{i}]")
+    elif isinstance(node, dict) and head in node:
+        _check_shape(node[head], rest, kind, f"{where}.{head}")
 
 
 def _drop_nulls(node: Any) -> Any:
