@@ -100,7 +100,9 @@ def _check_nat(call: Call, router: Resource, nat: dict[str, Any], field: str) ->
 def _check_sources(call: Call, router: Resource, nat: dict[str, Any], field: str) -> None:
     mode = nat.get("sourceSubnetworkIpRangesToNat")
     if mode not in SOURCE_MODES:
-        raise field_error(f"{field}.sourceSubnetworkIpRangesToNat", mode or "", f"Must be one of {SOURCE_MODES}.")
+        raise field_error(
+            f"{field}.sourceSubnetworkIpRangesToNat", mode or "", f"Must be one of {', '.join(SOURCE_MODES)}."
+        )
     subnets = nat.get("subnetworks") or []
     if mode != "LIST_OF_SUBNETWORKS":
         if subnets:
@@ -122,7 +124,9 @@ def _check_sources(call: Call, router: Resource, nat: dict[str, Any], field: str
             )
         options = entry.setdefault("sourceIpRangesToNat", ["ALL_IP_RANGES"])
         if any(o not in RANGE_OPTIONS for o in options):
-            raise field_error(f"{where}.sourceIpRangesToNat", options, f"Each must be one of {RANGE_OPTIONS}.")
+            raise field_error(
+                f"{where}.sourceIpRangesToNat", options, f"Each must be one of {', '.join(RANGE_OPTIONS)}."
+            )
         entry["name"] = ids.self_link(path)
 
 
@@ -191,7 +195,7 @@ def _check_logging(nat: dict[str, Any], field: str) -> None:
     log = nat["logConfig"]
     log.setdefault("filter", "ALL")
     if log["filter"] not in LOG_FILTERS:
-        raise field_error(f"{field}.logConfig.filter", log["filter"], f"Must be one of {LOG_FILTERS}.")
+        raise field_error(f"{field}.logConfig.filter", log["filter"], f"Must be one of {', '.join(LOG_FILTERS)}.")
 
 
 def _check_coverage(nats: list[dict[str, Any]]) -> None:

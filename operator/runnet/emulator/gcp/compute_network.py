@@ -295,7 +295,11 @@ def _subnet_changes(current: Resource, body: dict[str, Any]) -> dict[str, Any]:
     if current.get("purpose") in PROXY_PURPOSES and changes.get("logConfig") is not None:
         raise field_error("resource.logConfig", changes["logConfig"], "Invalid field set in proxy-only subnetwork.")
     if "logConfig" in changes or "enableFlowLogs" in changes:
-        changes.update(_log_fields({**current, **changes}))
+        # A new logConfig decides enableFlowLogs unless the legacy flag itself was sent.
+        merged = {"logConfig": changes.get("logConfig", current.get("logConfig"))}
+        if "enableFlowLogs" in changes:
+            merged["enableFlowLogs"] = changes["enableFlowLogs"]
+        changes.update(_log_fields(merged))
     return {k: v for k, v in changes.items() if v is not None}
 
 

@@ -95,13 +95,16 @@ class Store:
 
 # Fields that name the resource itself, or point back at users, and so are not references to follow.
 _NON_REFERENCE_FIELDS = {"selfLink", "selfLinkWithId", "name", "id", "kind", "users", "connectedEndpoints"}
+# Nested, ``name`` can be a reference (a Cloud NAT's ``subnetworks[].name`` is a subnetwork URL).
+_NESTED_NON_REFERENCE_FIELDS = _NON_REFERENCE_FIELDS - {"name"}
 
 
-def _references(node: Any, path: str, url: str, key: str = "") -> bool:
+def _references(node: Any, path: str, url: str, key: str = "", *, top: bool = True) -> bool:
     if isinstance(node, dict):
-        return any(_references(v, path, url, k) for k, v in node.items() if k not in _NON_REFERENCE_FIELDS)
+        skip = _NON_REFERENCE_FIELDS if top else _NESTED_NON_REFERENCE_FIELDS
+        return any(_references(v, path, url, k, top=False) for k, v in node.items() if k not in skip)
     if isinstance(node, list):
-        return any(_references(v, path, url, key) for v in node)
+        return any(_references(v, path, url, key, top=False) for v in node)
     if isinstance(node, str):
         return node == url or relative(node) == path
     return False
