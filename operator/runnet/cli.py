@@ -86,6 +86,30 @@ def emulator_gcp(
         asyncio.run(serve())
 
 
+@emulator.command("kube")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8086, show_default=True, type=int, help="Port to listen on (0: any free port)."
+)
+@click.option(
+    "--crds",
+    "crds_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory of CustomResourceDefinition YAML files to install at start.",
+)
+@click.option(
+    "--kubeconfig",
+    "kubeconfig_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a kubeconfig pointing at the server (plain HTTP, no credentials) to this file.",
+)
+def emulator_kube(host: str, port: int, crds_dir: Path | None, kubeconfig_path: Path | None) -> None:
+    """Serve an in-memory Kubernetes API server (strict enough for kopf and kubectl) until interrupted."""
+    from runnet.emulator.kube import serve_cli
+
+    serve_cli(host, port, crds_dir, kubeconfig_path, ready=lambda url: click.echo(url, nl=True))
+
+
 @main.command()
 @click.option(
     "--dir",
@@ -124,7 +148,7 @@ def crds(directory: Path, check: bool) -> None:
     help="Base URL of a GCP emulator; without it, Google Cloud with Application Default Credentials.",
 )
 @click.option("--resync-interval", default=120.0, show_default=True, type=float, help="Seconds between drift checks.")
-@click.option("--concurrency", default=32, show_default=True, type=int, help="GCP calls in flight at most.")
+@click.option("--concurrency", default=64, show_default=True, type=int, help="GCP calls in flight at most.")
 @click.option(
     "--liveness", default=None, help="Serve kopf's liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz."
 )

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -129,12 +130,15 @@ class RunResult:
 class Engine:
     """Runs plans. One per process; ``concurrency`` bounds GCP calls in flight across all objects."""
 
-    def __init__(self, concurrency: int = 32) -> None:
+    def __init__(self, concurrency: int = 64) -> None:
         self._slots = asyncio.Semaphore(concurrency)
+        # Its own pool: the loop's default executor has only min(32, cpus + 4) threads, and every
+        # GCP call blocks a thread for as long as its operation runs.
+        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gcp")
 
     async def _run(self, fn: Callable[[], Any]) -> Any:
         async with self._slots:
-            return await asyncio.to_thread(fn)
+            return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
     async def observe_all(self, nodes: list[Node]) -> dict[str, Observation | GCPCallError]:
         async def one(node: Node) -> Observation | GCPCallError:

@@ -25,7 +25,7 @@ class OperatorSettings:
     """Empty: all namespaces."""
     gcp_endpoint: str | None = None
     resync_interval: float = 120.0
-    concurrency: int = 32
+    concurrency: int = 64
     liveness: str | None = None
     """``http://0.0.0.0:8080/healthz`` serves kopf's liveness probe."""
 

@@ -1,0 +1,114 @@
+"""Reconcile benchmark: time to Ready, GCP calls per create and per converged resync, RSS.
+
+Runs the operator's controllers (engine, adapters, official clients over HTTP) against the GCP
+emulator with an operation latency L, the way the kopf handlers call them: reconcile until Ready.
+Prints figures next to the critical-path bound (longest chain of dependent operations x L).
+
+    .venv/bin/python benchmarks/reconcile.py [--latency 1.0] [--gateways 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from runnet.controllers import egress  # noqa: E402
+from runnet.emulator.gcp import EmulatorConfig, EmulatorThread, GCPEmulator  # noqa: E402
+from runnet.engine import Engine  # noqa: E402
+from runnet.gcp.clients import Clients, GCPSettings  # noqa: E402
+from tests.operator.conftest import Driver, deploy_service, example  # noqa: E402
+
+PROJECT, REGION = "my-project", "asia-northeast1"
+# network -> subnet/router -> NAT (router patch) -> Cloud Run service update.
+EGRESS_CRITICAL_PATH = 4
+
+
+def gateway(i: int) -> dict[str, Any]:
+    body = copy.deepcopy(example("egress-fixed-ip.yaml"))
+    spec = body["spec"]
+    body["metadata"]["name"] = f"gw-{i}"
+    spec["network"]["name"] = f"vpc-{i}"
+    spec["subnet"] = {"name": f"subnet-{i}", "ipCidrRange": f"10.{i // 250}.{i % 250}.0/24"}
+    spec["router"]["name"] = f"router-{i}"
+    spec["nat"]["name"] = f"nat-{i}"
+    spec["nat"]["addresses"] = [f"ip-{i}"]
+    spec["services"] = [{"name": f"svc-{i}"}]
+    body["metadata"]["uid"] = f"00000000-0000-4000-8000-{i:012d}"
+    return body
+
+
+async def until_ready(driver: Driver) -> float:
+    start = time.perf_counter()
+    for _ in range(20):
+        outcome = await driver.reconcile()
+        if driver.condition()["status"] == "True":
+            return time.perf_counter() - start
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{driver.body['metadata']['name']} not Ready: {driver.condition()}")
+
+
+def calls(emu: GCPEmulator) -> tuple[int, int]:
+    log = emu.log.snapshot()
+    reads = sum(1 for e in log if not e.mutating and "/operations/" not in e.path)
+    return reads, sum(1 for e in log if e.mutating)
+
+
+async def bench(latency: float, count: int) -> None:
+    thread = EmulatorThread(EmulatorConfig(operation_latency=latency, seed=1))
+    emu = thread.start()
+    clients = Clients(GCPSettings(endpoint=emu.base_url))
+    engine = Engine(64)
+    for i in range(count):
+        deploy_service(clients, PROJECT, REGION, f"svc-{i}")
+
+    def driver(i: int) -> Driver:
+        d = Driver(egress.reconcile, egress.finalize, clients, gateway(i))
+        d.engine = engine
+        return d
+
+    bound = EGRESS_CRITICAL_PATH * latency
+    emu.log.clear()
+    one = driver(0)
+    t_one = await until_ready(one)
+    reads, writes = calls(emu)
+    emu.log.clear()
+    await one.reconcile()
+    resync_reads, resync_writes = calls(emu)
+    managed = len(one.status["resources"])
+
+    many = [driver(i) for i in range(1, count)]
+    start = time.perf_counter()
+    await asyncio.gather(*(until_ready(d) for d in many))
+    t_many = time.perf_counter() - start
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    thread.stop()
+
+    print(f"operation latency L = {latency:.2f} s; critical path = {EGRESS_CRITICAL_PATH} operations")
+    print(f"one gateway Ready in {t_one:.2f} s; bound {bound:.2f} s; ratio {t_one / bound:.2f} (target <= 1.25)")
+    print(f"{count - 1} gateways at once Ready in {t_many:.2f} s; ratio to one {t_many / t_one:.2f} (target <= 2)")
+    print(f"GCP calls to create one gateway: {reads} reads, {writes} writes (operation polls not counted)")
+    print(
+        f"GCP calls per converged resync: {resync_reads} reads, {resync_writes} writes; "
+        f"managed resources: {managed} (targets: 0 writes, reads <= resources)"
+    )
+    print(f"peak RSS of the benchmark process (operator + emulator): {rss_mb:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency", type=float, default=1.0)
+    parser.add_argument("--gateways", type=int, default=51, help="one measured alone, then the rest at once")
+    args = parser.parse_args()
+    asyncio.run(bench(args.latency, args.gateways))
+
+
+if __name__ == "__main__":
+    main()
