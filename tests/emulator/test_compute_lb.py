@@ -62,7 +62,7 @@ def test_reference_chain_gets_gcp_defaults(clients: Clients, gcp: GCPEmulator) -
 def test_forwarding_rule_needs_an_active_proxy_only_subnet(clients: Clients) -> None:
     vpc, main, _, _ = t.producer_network(clients, proxy_subnet=False)
     *_, proxy = t.backend_chain(clients)
-    with pytest.raises(exceptions.BadRequest, match="An active proxy-only subnetwork is required in the same region"):
+    with pytest.raises(exceptions.BadRequest, match=r"An active proxy-only subnetwork is required in the same region"):
         t.proxy_rule(clients, "no-proxy-subnet", vpc, main, proxy)
     t.subnet(clients, P, "late-proxy-subnet", "10.0.9.0/24", vpc, "REGIONAL_MANAGED_PROXY", "ACTIVE")
     assert t.proxy_rule(clients, "with-proxy-subnet", vpc, main, proxy).endswith("/with-proxy-subnet")
@@ -70,9 +70,9 @@ def test_forwarding_rule_needs_an_active_proxy_only_subnet(clients: Clients) -> 
 
 def test_forwarding_rule_ports_and_addresses(clients: Clients) -> None:
     p = t.producer(clients)
-    with pytest.raises(exceptions.BadRequest, match="portRange"):
+    with pytest.raises(exceptions.BadRequest, match=r"portRange"):
         t.proxy_rule(clients, "bad-port", p.vpc, p.subnet, p.proxy, port_range="70000")
-    with pytest.raises(exceptions.BadRequest, match="IPAddress"):
+    with pytest.raises(exceptions.BadRequest, match=r"IPAddress"):
         t.proxy_rule(clients, "outside", p.vpc, p.subnet, p.proxy, I_p_address="10.9.9.9")
     t.proxy_rule(clients, "given-ip", p.vpc, p.subnet, p.proxy, I_p_address="10.0.1.50")
     rule = clients.forwarding_rules.get(project=P, region=R, forwarding_rule="given-ip")
@@ -173,16 +173,16 @@ def test_url_map_update_and_proxy_set_url_map(clients: Clients, gcp: GCPEmulator
 
 def test_references_must_exist_and_names_are_unique(clients: Clients) -> None:
     t.producer(clients)
-    with pytest.raises(exceptions.NotFound, match="backendServices/nope"):
+    with pytest.raises(exceptions.NotFound, match=r"backendServices/nope"):
         clients.backend_services.get(project=P, region=R, backend_service="nope")
-    with pytest.raises(exceptions.Conflict, match="already exists"):
+    with pytest.raises(exceptions.Conflict, match=r"already exists"):
         t.backend_chain(clients)
     lonely = compute_v1.BackendService(
         name="lonely",
         load_balancing_scheme="INTERNAL_MANAGED",
         backends=[compute_v1.Backend(group=t.link(P, "networkEndpointGroups", "nope"))],
     )
-    with pytest.raises(exceptions.NotFound, match="networkEndpointGroups/nope"):
+    with pytest.raises(exceptions.NotFound, match=r"networkEndpointGroups/nope"):
         clients.backend_services.insert(project=P, region=R, backend_service_resource=lonely)
     dangling = compute_v1.UrlMap(name="dangling", default_service=t.link(P, "backendServices", "nope"))
     with pytest.raises(exceptions.NotFound):
@@ -200,13 +200,13 @@ def test_serverless_neg_backend_rules(clients: Clients) -> None:
         body = compute_v1.BackendService(name=name, backends=[backend], **kwargs)  # type: ignore[arg-type]
         clients.backend_services.insert(project=P, region=R, backend_service_resource=body).result()
 
-    with pytest.raises(exceptions.BadRequest, match="Invalid load balancing scheme"):
+    with pytest.raises(exceptions.BadRequest, match=r"Invalid load balancing scheme"):
         insert("internal", load_balancing_scheme="INTERNAL")
-    with pytest.raises(exceptions.BadRequest, match="balancingMode"):
+    with pytest.raises(exceptions.BadRequest, match=r"balancingMode"):
         insert("rate", load_balancing_scheme="INTERNAL_MANAGED", backend={"balancing_mode": "RATE"})
-    with pytest.raises(exceptions.BadRequest, match="Max utilization"):
+    with pytest.raises(exceptions.BadRequest, match=r"Max utilization"):
         insert("util", load_balancing_scheme="INTERNAL_MANAGED", backend={"max_utilization": 0.8})
-    with pytest.raises(exceptions.BadRequest, match="healthcheck"):
+    with pytest.raises(exceptions.BadRequest, match=r"healthcheck"):
         insert("checked", load_balancing_scheme="EXTERNAL_MANAGED", health_checks=[t.link(P, "healthChecks", "hc")])
     insert("external", load_balancing_scheme="EXTERNAL_MANAGED")
 
@@ -226,11 +226,11 @@ def test_serverless_neg_shapes(clients: Clients) -> None:
         network_endpoint_type="SERVERLESS",
         app_engine=compute_v1.NetworkEndpointGroupAppEngine(service="default"),
     )
-    with pytest.raises(exceptions.BadRequest, match="exactly one"):
+    with pytest.raises(exceptions.BadRequest, match=r"exactly one"):
         insert("none", network_endpoint_type="SERVERLESS")
-    with pytest.raises(exceptions.BadRequest, match="cloudRun"):
+    with pytest.raises(exceptions.BadRequest, match=r"cloudRun"):
         insert("empty", network_endpoint_type="SERVERLESS", cloud_run=compute_v1.NetworkEndpointGroupCloudRun(tag="x"))
-    with pytest.raises(exceptions.BadRequest, match="networkEndpointType"):
+    with pytest.raises(exceptions.BadRequest, match=r"networkEndpointType"):
         insert("vm", network_endpoint_type="GCE_VM_IP_PORT")
     listed = clients.network_endpoint_groups.list(project=P, region=R)
     assert sorted(n.name for n in listed) == ["app", "mask"]
@@ -263,7 +263,7 @@ def test_forwarding_rule_labels_patch_and_target(clients: Clients, gcp: GCPEmula
     stale = compute_v1.ForwardingRule(allow_global_access=False, fingerprint=rule.fingerprint)
     with pytest.raises(exceptions.PreconditionFailed):
         clients.forwarding_rules.patch(project=P, region=R, forwarding_rule=name, forwarding_rule_resource=stale)
-    with pytest.raises(exceptions.BadRequest, match="portRange"):
+    with pytest.raises(exceptions.BadRequest, match=r"portRange"):
         clients.forwarding_rules.patch(
             project=P,
             region=R,
@@ -296,3 +296,17 @@ def test_url_map_validate(clients: Clients) -> None:
         project=P, region=R, url_map="hello-url-map", region_url_maps_validate_request_resource=bad
     )
     assert not result.result.load_succeeded and "nope" in result.result.load_errors[0]
+
+
+def test_aggregated_lists_gcloud_reads(clients: Clients, gcp: GCPEmulator) -> None:
+    """``gcloud compute <kind> list`` reads aggregated lists of the global collections."""
+    t.producer(clients)
+    for collection, name in [
+        ("networkEndpointGroups", "hello-serverless-neg"),
+        ("backendServices", "hello-backend-service"),
+        ("urlMaps", "hello-url-map"),
+        ("targetHttpProxies", "hello-http-proxy"),
+        ("forwardingRules", "hello-forwarding-rule"),
+    ]:
+        body = requests.get(f"{gcp.base_url}/compute/v1/projects/{P}/aggregated/{collection}", timeout=5).json()
+        assert [r["name"] for r in body["items"][f"regions/{R}"][collection]] == [name], collection

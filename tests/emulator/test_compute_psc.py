@@ -165,18 +165,18 @@ def test_project_numbers_and_networks_in_lists(clients: Clients) -> None:
 def test_lists_cannot_mix_projects_and_networks(clients: Clients) -> None:
     p = t.producer(clients)
     vpc = t.link(CONSUMER, "networks", "consumer-vpc", region=None)
-    with pytest.raises(exceptions.BadRequest, match="only projects, only networks"):
+    with pytest.raises(exceptions.BadRequest, match=r"only projects, only networks"):
         t.attachment(clients, p, accept=[t.limit(CONSUMER, 1), t.limit(vpc, 1)])
-    with pytest.raises(exceptions.BadRequest, match="only projects, only networks"):
+    with pytest.raises(exceptions.BadRequest, match=r"only projects, only networks"):
         t.attachment(clients, p, accept=[t.limit(CONSUMER, 1)], reject=[vpc])
 
 
 def test_nat_subnets_need_psc_purpose_and_one_attachment_each(clients: Clients) -> None:
     p = t.producer(clients)
-    with pytest.raises(exceptions.BadRequest, match="PRIVATE_SERVICE_CONNECT"):
+    with pytest.raises(exceptions.BadRequest, match=r"PRIVATE_SERVICE_CONNECT"):
         t.attachment(clients, p, nat_subnets=[p.subnet])
     t.attachment(clients, p)
-    with pytest.raises(exceptions.BadRequest, match="already used by"):
+    with pytest.raises(exceptions.BadRequest, match=r"already used by"):
         t.attachment(clients, p, name="second")
     gone = compute_v1.ServiceAttachment(
         name="dangling",
@@ -184,7 +184,7 @@ def test_nat_subnets_need_psc_purpose_and_one_attachment_each(clients: Clients) 
         target_service=t.link(P, "forwardingRules", "nope"),
         nat_subnets=[p.psc_subnet],
     )
-    with pytest.raises(exceptions.NotFound, match="forwardingRules/nope"):
+    with pytest.raises(exceptions.NotFound, match=r"forwardingRules/nope"):
         clients.service_attachments.insert(project=P, region=R, service_attachment_resource=gone)
 
 
@@ -205,7 +205,7 @@ def test_deleting_the_attachment_closes_its_endpoints(clients: Clients) -> None:
     p = t.producer(clients)
     sa_url = t.attachment(clients, p, preference="ACCEPT_AUTOMATIC")
     consumer(clients, CONSUMER, sa_url, "psc-endpoint")
-    with pytest.raises(exceptions.BadRequest, match="is already being used by"):
+    with pytest.raises(exceptions.BadRequest, match=r"is already being used by"):
         clients.forwarding_rules.delete(project=P, region=R, forwarding_rule="hello-forwarding-rule")
     clients.service_attachments.delete(project=P, region=R, service_attachment=SA).result()
     assert rule_state(clients, CONSUMER, "psc-endpoint") == "CLOSED"
@@ -224,18 +224,18 @@ def test_consumer_endpoint_validation(clients: Clients) -> None:
     p = t.producer(clients)
     sa_url = t.attachment(clients, p, preference="ACCEPT_AUTOMATIC")
     vpc, subnet = t.consumer_network(clients)
-    with pytest.raises(exceptions.BadRequest, match="IPAddress"):
+    with pytest.raises(exceptions.BadRequest, match=r"IPAddress"):
         t.endpoint(clients, CONSUMER, "outside", sa_url, vpc, "10.9.0.5")
-    with pytest.raises(exceptions.NotFound, match="not found"):
+    with pytest.raises(exceptions.NotFound, match=r"not found"):
         t.endpoint(clients, CONSUMER, "nowhere", t.link(P, "serviceAttachments", "nope"), vpc, "10.1.0.7")
     external = compute_v1.Address(name="public-ip")
     clients.addresses.insert(project=CONSUMER, region=R, address_resource=external).result()
-    with pytest.raises(exceptions.BadRequest, match="INTERNAL"):
+    with pytest.raises(exceptions.BadRequest, match=r"INTERNAL"):
         t.endpoint(clients, CONSUMER, "public", sa_url, vpc, t.link(CONSUMER, "addresses", "public-ip"))
     scheme = compute_v1.ForwardingRule(
         name="external-scheme", load_balancing_scheme="EXTERNAL", network=vpc, I_p_address="10.1.0.7", target=sa_url
     )
-    with pytest.raises(exceptions.BadRequest, match="loadBalancingScheme"):
+    with pytest.raises(exceptions.BadRequest, match=r"loadBalancingScheme"):
         clients.forwarding_rules.insert(project=CONSUMER, region=R, forwarding_rule_resource=scheme)
     t.endpoint(clients, CONSUMER, "literal", sa_url, vpc, "10.1.0.7")
     with pytest.raises(exceptions.Conflict, match=r"10\.1\.0\.7"):
@@ -244,3 +244,17 @@ def test_consumer_endpoint_validation(clients: Clients) -> None:
     found = {r.name: r.psc_connection_status for _, scoped in listed for r in scoped.forwarding_rules}
     assert found == {"literal": "ACCEPTED"}
     assert subnet.endswith("/consumer-subnet")
+
+
+def test_endpoint_connects_when_its_operation_completes(clients: Clients, gcp: GCPEmulator) -> None:
+    p = t.producer(clients)
+    sa_url = t.attachment(clients, p, accept=[t.limit(CONSUMER, 1)])
+    vpc, _ = t.consumer_network(clients)
+    gcp.config.operation_latency = 0.3
+    body = compute_v1.ForwardingRule(
+        name="slow-ep", load_balancing_scheme="", network=vpc, I_p_address="10.1.0.9", target=sa_url
+    )
+    op = clients.forwarding_rules.insert(project=CONSUMER, region=R, forwarding_rule_resource=body)
+    assert states(clients) == {}  # not connected before the insert is DONE
+    op.result()
+    assert states(clients) == {"slow-ep": "ACCEPTED"} and rule_state(clients, CONSUMER, "slow-ep") == "ACCEPTED"

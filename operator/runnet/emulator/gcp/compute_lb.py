@@ -15,6 +15,8 @@ from typing import Any
 from runnet.emulator.gcp.compute_common import (
     Build,
     Collection,
+    Render,
+    aggregated_body,
     check_fingerprint,
     must_exist,
     refresh_fingerprint,
@@ -155,6 +157,23 @@ def register_updates(
             permission=f"{coll.permission_prefix}.update",
             mutating=True,
         )
+
+
+def register_aggregated(emu: GCPEmulator, coll: Collection, kind: str, render: Render | None = None) -> None:
+    """``aggregated/<collection>``: what ``gcloud compute <kind> list`` reads (regional scopes here)."""
+    prefix = "compute." + coll.collection
+
+    async def aggregated(call: Call) -> Any:
+        return {**aggregated_body(call, coll, render), "kind": kind}
+
+    emu.route(
+        "GET",
+        f"aggregated/{coll.collection}",
+        aggregated,
+        method_id=f"{prefix}.aggregatedList",
+        permission=f"{prefix}.list",
+        mutating=False,
+    )
 
 
 def subnet_resources(call: Call, region: str) -> list[tuple[str, Resource]]:
@@ -367,9 +386,12 @@ def register(emu: GCPEmulator) -> None:
         insert_operation_type="compute.regionNetworkEndpointGroups.insert",
         delete_operation_type="compute.regionNetworkEndpointGroups.delete",
     )
+    register_aggregated(emu, NEG, "compute#networkEndpointGroupAggregatedList")
     register_crud(emu, BACKEND_SERVICE, build_backend_service)
+    register_aggregated(emu, BACKEND_SERVICE, "compute#backendServiceAggregatedList")
     register_updates(emu, BACKEND_SERVICE, build_backend_service)
     register_crud(emu, URL_MAP, build_url_map, render=render_url_map)
+    register_aggregated(emu, URL_MAP, "compute#urlMapsAggregatedList", render_url_map)
     register_updates(emu, URL_MAP, build_url_map)
     emu.route(
         "POST",
@@ -380,6 +402,7 @@ def register(emu: GCPEmulator) -> None:
         mutating=False,
     )
     register_crud(emu, HTTP_PROXY, build_http_proxy)
+    register_aggregated(emu, HTTP_PROXY, "compute#targetHttpProxyAggregatedList")
     emu.route(
         "POST",
         HTTP_PROXY.pattern("/{name}/setUrlMap"),
