@@ -121,6 +121,21 @@ def test_create_operation_reports_a_reconciling_service_until_done(clients: Clie
     assert polls[-1]["response"]["terminalCondition"]["state"] == "CONDITION_SUCCEEDED"
 
 
+@pytest.mark.parametrize("gcp_config", [EmulatorConfig(seed=1, operation_latency=0.2)])
+def test_an_update_during_the_create_supersedes_it(clients: Clients) -> None:
+    run = clients.run_services
+    created = run.create_service(
+        parent=PARENT, service_id="racy", service=run_v2.Service(template={"containers": [{"image": IMAGE}]})
+    )
+    pending = run.get_service(name=f"{PARENT}/services/racy")
+    pending.ingress = run_v2.IngressTraffic.INGRESS_TRAFFIC_INTERNAL_ONLY
+    updated = update(clients, pending).result(timeout=30)
+    assert updated.generation == updated.observed_generation == 2
+    assert updated.ingress == run_v2.IngressTraffic.INGRESS_TRAFFIC_INTERNAL_ONLY
+    assert updated.latest_ready_revision.rsplit("/", 1)[-1].startswith("racy-00001-")
+    assert created.result(timeout=30).generation == 2  # the create's operation reports the newer write
+
+
 def test_get_list_and_not_found(clients: Clients) -> None:
     make(clients, "one")
     make(clients, "two")
@@ -357,7 +372,8 @@ def test_a_failed_operation_leaves_a_failed_service_that_resending_repairs(clien
     assert service.terminal_condition.state == State.CONDITION_FAILED and not service.reconciling
     repaired = update(clients, service).result(timeout=30)
     assert repaired.terminal_condition.state == State.CONDITION_SUCCEEDED
-    assert repaired.generation == 1 and repaired.uri
+    assert repaired.generation == 2 and repaired.uri
+    assert repaired.latest_ready_revision.rsplit("/", 1)[-1].startswith("hello-00001-")
 
 
 def test_malformed_requests_are_invalid_arguments(clients: Clients, gcp: GCPEmulator) -> None:

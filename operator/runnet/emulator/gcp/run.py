@@ -73,8 +73,7 @@ async def list_services(call: Call) -> Any:
         found = [r for p, r in call.emu.store.items() if p.startswith(prefix) and _is_service(p)]
     else:
         found = call.emu.store.children(f"projects/{call.project}/locations/{call.region}/services")
-    start = int(call.query.get("pageToken") or 0)
-    size = int(call.query.get("pageSize") or 0) or len(found) or 1
+    start, size = _number(call, "pageToken"), _number(call, "pageSize") or len(found) or 1
     body: dict[str, Any] = {}
     if found[start : start + size]:
         body["services"] = [_answer(call, s) for s in found[start : start + size]]
@@ -94,11 +93,13 @@ async def update(call: Call) -> Any:
         return _create(call, path, body)
     _check_etag(current, (call.body or {}).get("etag"))
     new = _merged(current, body, call.query.get("updateMask", ""))
-    model.check_vpc_access(new["template"])
     model.apply_defaults(new, call.project)
+    model.check_vpc_access(new["template"])
     model.resolve_interfaces(call.emu.store, call.project, call.region, new["template"])
     revision = None
-    if new["template"] != current["template"] or _flag(call, "forceNewRevision"):
+    # No latestCreatedRevision yet: the create is still running, and this write supersedes it.
+    first = "latestCreatedRevision" not in current
+    if first or new["template"] != current["template"] or _flag(call, "forceNewRevision"):
         revision = model.new_revision(new, call.params["service"])
         if revision == current.get("latestCreatedRevision"):
             short = revision.rsplit("/", 1)[-1]
@@ -111,8 +112,7 @@ async def update(call: Call) -> Any:
     if _flag(call, "validateOnly"):
         return _preview(call, new)
     call.emu.store.put(path, new)
-    restore = copy.deepcopy(current)
-    return _operate(call, new, _deploy(call, path, new["generation"], revision), _abort(call, path, restore))
+    return _operate(call, new, _deploy(call, path, new["generation"], revision), _abort(call, path))
 
 
 async def delete(call: Call) -> Any:
@@ -161,14 +161,14 @@ def _create(call: Call, path: str, body: Resource) -> Any:
     model.apply_defaults(service, call.project)
     model.resolve_interfaces(call.emu.store, call.project, call.region, service["template"])
     # The real create's first metadata has no ingress, even when the request set it.
-    ingress = service.pop("ingress", "INGRESS_TRAFFIC_ALL")
+    ingress = service.pop("ingress")
     model.pending(service)
     if _flag(call, "validateOnly"):
         return _preview(call, {**service, "ingress": ingress})
     call.emu.store.put(path, service)
     revision = model.new_revision(service, path.rsplit("/", 1)[-1])
     deploy = _deploy(call, path, "1", revision, ingress=ingress)
-    return _operate(call, service, deploy, _abort(call, path, None))
+    return _operate(call, service, deploy, _abort(call, path, ingress))
 
 
 def _deploy(call: Call, path: str, generation: str, revision: str | None, ingress: str = "") -> Settle:
@@ -202,15 +202,14 @@ def _deploy(call: Call, path: str, generation: str, revision: str | None, ingres
     return settle
 
 
-def _abort(call: Call, path: str, restore: Resource | None) -> Callable[[str], None]:
-    """When an operation fails without settling (an injected fault): the write does not stick."""
+def _abort(call: Call, path: str, ingress: str = "") -> Callable[[str], None]:
+    """When an operation fails without settling (an injected fault): the Service reads as failed."""
 
     def abort(message: str) -> None:
-        if restore is not None:
-            call.emu.store.put(path, restore)
-            return
         service = copy.deepcopy(call.emu.store.get(path))
         if service is not None:
+            if ingress:
+                service["ingress"] = ingress
             model.failed(service, model.now(), message, "INTERNAL")
             call.emu.store.put(path, service)
 
@@ -278,6 +277,13 @@ def _is_service(path: str) -> bool:
     return len(parts) == 6 and parts[4] == "services"
 
 
+def _number(call: Call, name: str) -> int:
+    value = call.query.get(name) or "0"
+    if not value.isdigit():
+        raise model.invalid_argument(name, f"Invalid value '{value}'.")
+    return int(value)
+
+
 def _flag(call: Call, name: str) -> bool:
     return call.query.get(name, "").lower() in ("true", "1")
 
@@ -310,6 +316,8 @@ def _copy_path(source: Resource, target: Resource, keys: list[str]) -> None:
         child = source.get(key)
         source = child if isinstance(child, dict) else {}
         target = target.setdefault(key, {})
+        if not isinstance(target, dict):
+            raise model.invalid_argument("update_mask", f"'{'.'.join(keys)}' does not name a field of the Service.")
     if keys[-1] in source:
         target[keys[-1]] = copy.deepcopy(source[keys[-1]])
     else:

@@ -173,6 +173,7 @@ def _drop_nulls(node: Any) -> Any:
 def apply_defaults(service: Resource, project: str) -> None:
     """Fill what Cloud Run fills on create and update (NOTES.md section 5)."""
     service.setdefault("launchStage", "GA")
+    service.setdefault("ingress", "INGRESS_TRAFFIC_ALL")
     service.setdefault("traffic", [{"type": "TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST", "percent": 100}])
     template = service.setdefault("template", {})
     # Documented server default: "When unspecified, the field is set to ... 100".
