@@ -8,6 +8,7 @@ and what deleting either side does. Always through google-cloud-compute over HTT
 from __future__ import annotations
 
 import pytest
+import requests
 from google.api_core import exceptions
 from google.cloud import compute_v1
 
@@ -258,3 +259,17 @@ def test_endpoint_connects_when_its_operation_completes(clients: Clients, gcp: G
     assert states(clients) == {}  # not connected before the insert is DONE
     op.result()
     assert states(clients) == {"slow-ep": "ACCEPTED"} and rule_state(clients, CONSUMER, "slow-ep") == "ACCEPTED"
+
+
+def test_patch_with_an_explicit_empty_list_clears_it(clients: Clients, gcp: GCPEmulator) -> None:
+    """The Python client cannot send ``[]``; a raw merge patch can, and it empties the list."""
+    p = t.producer(clients)
+    sa_url = t.attachment(clients, p, accept=[t.limit(CONSUMER, 1)], reject=["gamma"])
+    consumer(clients, "gamma", sa_url, "gamma-ep")
+    assert states(clients) == {"gamma-ep": "REJECTED"}
+    body = {"fingerprint": attachment(clients).fingerprint, "consumerRejectLists": [], "reconcileConnections": True}
+    url = f"{gcp.base_url}/compute/v1/projects/{P}/regions/{R}/serviceAttachments/{SA}"
+    assert requests.patch(url, json=body, timeout=5).status_code == 200
+    after = attachment(clients)
+    assert not after.consumer_reject_lists and [e.project_id_or_num for e in after.consumer_accept_lists] == [CONSUMER]
+    assert states(clients) == {"gamma-ep": "PENDING"}  # reconciled: no longer rejected, not accepted either

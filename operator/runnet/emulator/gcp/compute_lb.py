@@ -129,8 +129,9 @@ def register_updates(
             old = coll.get(call)
             path = coll.path(call, old["name"])
             check_fingerprint(call, old, path)
-            sent = echo(call.body if isinstance(call.body, dict) else {})
-            body = {**sent, "name": old["name"]} if replace else {**echo(old), **sent, "name": old["name"]}
+            # Merge patch: a field sent as [] or null clears it (echo drops those after merging).
+            sent = {k: v for k, v in (call.body if isinstance(call.body, dict) else {}).items() if k not in OUTPUT_ONLY}
+            body = echo({**sent, "name": old["name"]} if replace else {**echo(old), **sent, "name": old["name"]})
             new = build(call, body, path)
             for field in ("id", "creationTimestamp", *keep):
                 new[field] = old[field]
