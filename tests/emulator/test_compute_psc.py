@@ -71,6 +71,10 @@ def test_reference_topology_is_accepted_on_both_sides(clients: Clients, gcp: GCP
     address_now = clients.addresses.get(project=CONSUMER, region=R, address="psc-endpoint-ip")
     assert address_now.status == "IN_USE" and list(address_now.users) == [connected.endpoint]
     assert gcp.store.get(f"projects/{CONSUMER}/regions/{R}/forwardingRules/psc-endpoint")["IPAddress"] == "10.1.0.5"
+    inserts = [
+        e.response_body["operationType"] for e in gcp.log.snapshot() if e.method_id.endswith("forwardingRules.insert")
+    ]
+    assert inserts == ["insert", "createRegionPscForwardingRule"]  # the producer's rule, then the endpoint
 
 
 def test_manual_policy_pending_rejected_and_limit(clients: Clients) -> None:
@@ -91,7 +95,9 @@ def test_manual_policy_pending_rejected_and_limit(clients: Clients) -> None:
     assert rule_state(clients, "bad-project", "bad-ep") == "REJECTED"
 
     # Deleting an endpoint removes its connection from the attachment.
-    clients.forwarding_rules.delete(project=CONSUMER, region=R, forwarding_rule="ep-1").result()
+    op = clients.forwarding_rules.delete(project=CONSUMER, region=R, forwarding_rule="ep-1")
+    op.result()
+    assert op.operation_type == "deleteRegionPscForwardingRule"
     assert "ep-1" not in states(clients)
 
 

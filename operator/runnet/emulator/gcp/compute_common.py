@@ -129,8 +129,8 @@ def register_crud(
     render: Render | None = None,
     users: Users | None = None,
     aggregated: bool = False,
-    insert_operation_type: str = "insert",
-    delete_operation_type: str = "delete",
+    insert_operation_type: str | Callable[[Resource], str] = "insert",
+    delete_operation_type: str | Callable[[Resource], str] = "delete",
 ) -> None:
     """insert, get, list and delete for ``coll``; "in use" delete errors sync (400) or in the operation.
 
@@ -164,7 +164,10 @@ def register_crud(
                 call.emu.store.release(path)
 
         body = call.compute_operation(
-            operation_type=insert_operation_type, target_path=path, apply=apply, target_id=resource["id"]
+            operation_type=_op_type(insert_operation_type, resource),
+            target_path=path,
+            apply=apply,
+            target_id=resource["id"],
         )
         op = call.emu.operations.get(_op_path(body))
         if op is not None:
@@ -199,7 +202,10 @@ def register_crud(
             call.emu.store.delete(path)
 
         return call.compute_operation(
-            operation_type=delete_operation_type, target_path=path, apply=apply, target_id=resource["id"]
+            operation_type=_op_type(delete_operation_type, resource),
+            target_path=path,
+            apply=apply,
+            target_id=resource["id"],
         )
 
     mp, pp = coll.method_prefix, coll.permission_prefix
@@ -247,6 +253,11 @@ def aggregated_body(call: Call, coll: Collection, render: Render | None = None) 
         "selfLink": ids.self_link(f"projects/{call.project}/aggregated/{coll.collection}"),
         "items": {scope: {coll.collection: items} for scope, items in sorted(scopes.items())},
     }
+
+
+def _op_type(kind: str | Callable[[Resource], str], resource: Resource) -> str:
+    """Operation types may depend on the resource (a PSC forwarding rule is not a plain insert)."""
+    return kind if isinstance(kind, str) else kind(resource)
 
 
 def _op_path(body: dict[str, Any]) -> str:

@@ -305,6 +305,9 @@ def register(emu: GCPEmulator) -> None:
         on_create=rule_created,
         on_delete=rule_deleted,
         aggregated=True,
+        # Real regional PSC endpoints report these (terraform debug log, magic-modules#5031).
+        insert_operation_type=lambda rule: "createRegionPscForwardingRule" if is_psc(rule) else "insert",
+        delete_operation_type=lambda rule: "deleteRegionPscForwardingRule" if is_psc(rule) else "delete",
     )
     for verb, handler, permission in (
         ("setTarget", set_target, "setTarget"),
