@@ -389,3 +389,13 @@ def test_malformed_requests_are_invalid_arguments(clients: Clients, gcp: GCPEmul
     with pytest.raises(gexc.Conflict):
         clients.run_services.delete_service(request={"name": name, "etag": '"stale"'})
     assert clients.run_services.get_service(name=name).generation == 1
+
+
+def test_a_named_revision_cannot_change_its_configuration(clients: Clients) -> None:
+    service = make(clients, template={"revision": "hello-blue"})
+    assert service.latest_ready_revision == f"{service.name}/revisions/hello-blue"
+    service.template.max_instance_request_concurrency = 10
+    with pytest.raises(gexc.Conflict, match="Revision named 'hello-blue' with different configuration"):
+        update(clients, service)
+    service.template.revision = "hello-green"
+    assert update(clients, service).result(timeout=30).latest_ready_revision.endswith("/revisions/hello-green")

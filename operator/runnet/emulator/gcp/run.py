@@ -96,15 +96,7 @@ async def update(call: Call) -> Any:
     model.apply_defaults(new, call.project)
     model.check_vpc_access(new["template"])
     model.resolve_interfaces(call.emu.store, call.project, call.region, new["template"])
-    revision = None
-    # No latestCreatedRevision yet: the create is still running, and this write supersedes it.
-    first = "latestCreatedRevision" not in current
-    if first or new["template"] != current["template"] or _flag(call, "forceNewRevision"):
-        revision = model.new_revision(new, call.params["service"])
-        if revision == current.get("latestCreatedRevision"):
-            short = revision.rsplit("/", 1)[-1]
-            message = f"Revision named '{short}' with different configuration already exists."
-            raise GCPError(409, "alreadyExists", message, status="ALREADY_EXISTS")
+    revision = _next_revision(call, current, new)
     if _spec(new) != _spec(current) or revision:
         new["generation"] = str(int(current["generation"]) + 1)
         model.touch(new, model.now())
@@ -113,6 +105,20 @@ async def update(call: Call) -> Any:
         return _preview(call, new)
     call.emu.store.put(path, new)
     return _operate(call, new, _deploy(call, path, new["generation"], revision), _abort(call, path))
+
+
+def _next_revision(call: Call, current: Resource, new: Resource) -> str | None:
+    """The revision an update creates: only when the template changed (or one is forced)."""
+    # No latestCreatedRevision yet: the create is still running, and this write supersedes it.
+    first = "latestCreatedRevision" not in current
+    if not (first or new["template"] != current["template"] or _flag(call, "forceNewRevision")):
+        return None
+    revision = model.new_revision(new, _revision_count(call, new["name"]) + 1)
+    if revision == current.get("latestCreatedRevision"):
+        short = revision.rsplit("/", 1)[-1]
+        message = f"Revision named '{short}' with different configuration already exists."
+        raise GCPError(409, "alreadyExists", message, status="ALREADY_EXISTS")
+    return revision
 
 
 async def delete(call: Call) -> Any:
@@ -140,6 +146,7 @@ async def delete(call: Call) -> Any:
         final.pop("reconciling", None)
         call.emu.store.delete(path)
         run_iam.drop(call.emu, path)
+        _revisions(call).pop(path, None)
         return final, None
 
     def restore(_: str) -> None:
@@ -166,9 +173,18 @@ def _create(call: Call, path: str, body: Resource) -> Any:
     if _flag(call, "validateOnly"):
         return _preview(call, {**service, "ingress": ingress})
     call.emu.store.put(path, service)
-    revision = model.new_revision(service, path.rsplit("/", 1)[-1])
+    revision = model.new_revision(service, 1)
     deploy = _deploy(call, path, "1", revision, ingress=ingress)
     return _operate(call, service, deploy, _abort(call, path, ingress))
+
+
+def _revisions(call: Call) -> dict[str, int]:
+    """Revisions created per service: they are numbered (``-00002-``) even when named."""
+    return call.emu.extra.setdefault("run.revisions", {})  # type: ignore[no-any-return]
+
+
+def _revision_count(call: Call, path: str) -> int:
+    return _revisions(call).get(path, 0)
 
 
 def _deploy(call: Call, path: str, generation: str, revision: str | None, ingress: str = "") -> Settle:
@@ -185,6 +201,7 @@ def _deploy(call: Call, path: str, generation: str, revision: str | None, ingres
             service["ingress"] = ingress
         if revision:
             service["latestCreatedRevision"] = revision
+            _revisions(call)[path] = _revision_count(call, path) + 1
         at = model.now()
         problem = model.resolve_interfaces(store, call.project, call.region, service["template"])
         error = None

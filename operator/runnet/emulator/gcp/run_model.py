@@ -272,10 +272,9 @@ def _ref(ref: str, collection: str) -> str:
     return collection + ref if "/" not in ref else relative(ref)
 
 
-def new_revision(service: Resource, service_id: str) -> str:
-    """The next revision's full name: ``<service>-0000N-<3 random chars>`` (or template.revision)."""
-    previous = str(service.get("latestCreatedRevision", ""))
-    number = int(previous.rsplit("-", 2)[-2]) + 1 if previous else 1
+def new_revision(service: Resource, number: int) -> str:
+    """The revision's full name: ``<service>-0000N-<3 random chars>``, or the template's own name."""
+    service_id = service["name"].rsplit("/", 1)[-1]
     short = service.get("template", {}).get("revision") or f"{service_id}-{number:05d}-{ids.revision_suffix()}"
     return f"{service['name']}/revisions/{short}"
 
