@@ -8,6 +8,7 @@ purpose implies (a proxy-only subnet has ``role``/``state`` but no ``stackType``
 from __future__ import annotations
 
 import copy
+import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from runnet.emulator.gcp import ids
@@ -167,13 +168,25 @@ def _ranges(subnet: Resource) -> list[tuple[str, Any]]:
     return ranges
 
 
+def _stored_ranges(subnet: Resource) -> list[ipaddress.IPv4Network]:
+    """The ranges of an existing subnet; anything unparsable (seeded by hand) is skipped."""
+    texts = [subnet.get("ipCidrRange"), *(r.get("ipCidrRange") for r in subnet.get("secondaryIpRanges") or [])]
+    nets = []
+    for text in texts:
+        try:
+            nets.append(ipaddress.IPv4Network(str(text)))
+        except ValueError:
+            continue
+    return nets
+
+
 def check_overlap(emu: GCPEmulator, subnet: Resource, own_path: str) -> None:
     """No range may overlap another subnet of the same network, in any region."""
     mine = _ranges(subnet)
     for path, other in emu.store.items():
         if path == own_path or not _is_subnet(path) or other.get("network") != subnet["network"]:
             continue
-        for _, theirs in _ranges(other):
+        for theirs in _stored_ranges(other):
             for field, net in mine:
                 if net.overlaps(theirs):
                     raise field_error(

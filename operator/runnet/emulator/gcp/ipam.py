@@ -106,8 +106,8 @@ def internal_ips_in_use(emu: GCPEmulator, subnet_path: str) -> dict[str, str]:
         collection = path.split("/")[4]
         if collection == "addresses" and resource.get("addressType") == "INTERNAL":
             sub = ref_path(str(resource.get("subnetwork", "")), project, region, "subnetworks")
-            if sub == subnet_path:
-                held[resource["address"]] = path
+            if sub == subnet_path and resource.get("address"):
+                held[str(resource["address"])] = path
         elif collection == "forwardingRules":
             ip = str(resource.get("IPAddress"))
             ref = resource.get("subnetwork")

@@ -1,0 +1,172 @@
+"""Framework behaviours of the GCP emulator: operations and latency, faults, IAM, requestId, request log, CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from google.api_core import exceptions as gexc
+from google.cloud import compute_v1 as c
+
+from runnet.emulator.gcp import EmulatorConfig, Fault, GCPEmulator
+from runnet.gcp.clients import Clients
+from tests.support.compute import P, R, network, raw, router, subnet, wait
+
+VPC = c.Network(name="vpc", auto_create_subnetworks=False)
+
+
+@pytest.fixture
+def gcp_config(request: pytest.FixtureRequest) -> EmulatorConfig:
+    return getattr(request, "param", None) or EmulatorConfig(seed=1)
+
+
+def config(**fields: object) -> object:
+    return pytest.param(EmulatorConfig(seed=7, **fields), id=",".join(fields))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("gcp_config", [config(operation_latency=0.3)], indirect=True)
+def test_operation_latency(gcp: GCPEmulator, clients: Clients) -> None:
+    started = time.monotonic()
+    op = clients.networks.insert_unary(project=P, network_resource=VPC)
+    assert op.status == c.Operation.Status.RUNNING and op.progress == 0
+    with pytest.raises(gexc.NotFound):  # not visible before the operation is DONE
+        clients.networks.get(project=P, network="vpc")
+    done = clients.global_operations.wait(project=P, operation=op.name)  # blocks until DONE
+    assert done.status == c.Operation.Status.DONE and done.progress == 100 and done.end_time
+    assert time.monotonic() - started >= 0.25
+    assert clients.networks.get(project=P, network="vpc").name == "vpc"
+    # The official client's ExtendedOperation polls (region operations, injected endpoint) until DONE.
+    body = c.Subnetwork(name="sn", network="global/networks/vpc", ip_cidr_range="10.0.0.0/24")
+    started = time.monotonic()
+    subnet_op = clients.subnetworks.insert(project=P, region=R, subnetwork_resource=body)
+    with pytest.raises(gexc.NotFound):
+        clients.subnetworks.get(project=P, region=R, subnetwork="sn")
+    subnet_op.result(timeout=10)
+    assert time.monotonic() - started >= 0.25
+    assert clients.subnetworks.get(project=P, region=R, subnetwork="sn").gateway_address == "10.0.0.1"
+    polls = [e for e in gcp.log.snapshot() if e.method_id == "compute.regionOperations.get"]
+    assert polls and polls[-1].response_body["status"] == "DONE"
+
+
+@pytest.mark.parametrize("gcp_config", [config(operation_latency=0.3)], indirect=True)
+def test_gcloud_style_wait_and_concurrent_insert(gcp: GCPEmulator) -> None:
+    first = raw(gcp, "POST", "global/networks", {"name": "vpc", "autoCreateSubnetworks": False}).json()
+    assert first["status"] == "RUNNING" and "region" not in first
+    again = raw(gcp, "POST", "global/networks", {"name": "vpc", "autoCreateSubnetworks": False})
+    assert again.status_code == 409  # the name is taken while the insert runs
+    assert wait(gcp, first)["status"] == "DONE"
+    assert raw(gcp, "GET", "global/networks/vpc").status_code == 200
+
+
+def test_failed_operation_makes_result_raise(gcp: GCPEmulator, clients: Clients) -> None:
+    network(clients)
+    subnet(clients, "sn", "10.0.0.0/24")
+    op = clients.networks.delete(project=P, network="vpc")
+    with pytest.raises(gexc.BadRequest) as err:
+        op.result(timeout=10)
+    assert "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE" in str(err.value)
+    body = gcp.log.writes()[-1].response_body
+    assert (body["httpErrorStatusCode"], body["httpErrorMessage"]) == (400, "BAD REQUEST")
+
+
+@pytest.mark.parametrize(
+    ("gcp_config", "error"),
+    [
+        (EmulatorConfig(faults=[Fault("compute.networks.create", 1.0, "429")]), gexc.TooManyRequests),
+        (EmulatorConfig(faults=[Fault("compute.networks.create", 1.0, "500")]), gexc.InternalServerError),
+        (EmulatorConfig(faults=[Fault("compute.networks.*", 1.0, "503")]), gexc.ServiceUnavailable),
+    ],
+    indirect=["gcp_config"],
+    ids=["429", "500", "503"],
+)
+def test_injected_http_faults(gcp: GCPEmulator, clients: Clients, error: type[Exception]) -> None:
+    with pytest.raises(error, match="injected"):
+        clients.networks.insert(project=P, network_resource=VPC)
+    assert gcp.store.get(f"projects/{P}/global/networks/vpc") is None
+    assert gcp.log.snapshot()[-1].status == error.code  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "gcp_config", [config(faults=[Fault("compute.networks.create", 1.0, "operation")])], indirect=True
+)
+def test_injected_operation_failure(gcp: GCPEmulator, clients: Clients) -> None:
+    op = clients.networks.insert(project=P, network_resource=VPC)
+    assert gcp.log.snapshot()[-1].status == 200  # accepted, then the operation fails
+    with pytest.raises(gexc.InternalServerError):
+        op.result(timeout=10)
+    with pytest.raises(gexc.NotFound):
+        clients.networks.get(project=P, network="vpc")
+    assert [n.name for n in clients.networks.list(project=P)] == []
+
+
+@pytest.mark.parametrize("gcp_config", [config(faults=[Fault("compute.networks.list", 0.2, "503")])], indirect=True)
+def test_fault_rate_is_roughly_honoured(gcp: GCPEmulator, clients: Clients) -> None:
+    with requests.Session() as session:
+        url = f"{gcp.base_url}/compute/v1/projects/{P}/global/networks"
+        codes = [session.get(url, timeout=10).status_code for _ in range(300)]
+    assert set(codes) == {200, 503}
+    assert 35 <= codes.count(503) <= 85  # 60 expected
+    # The client retries 503 on reads, so a flaky list still succeeds.
+    assert list(clients.networks.list(project=P)) == []
+
+
+@pytest.mark.parametrize(
+    "gcp_config",
+    [config(allowed_permissions={"compute.networks.get", "compute.networks.list", "compute.globalOperations.get"})],
+    indirect=True,
+)
+def test_iam_allow_list(clients: Clients) -> None:
+    with pytest.raises(gexc.Forbidden, match=r"compute\.networks\.create") as err:
+        clients.networks.insert(project=P, network_resource=VPC)
+    assert err.value.errors[0]["reason"] == "forbidden"
+    assert list(clients.networks.list(project=P)) == []
+
+
+def test_request_id_makes_inserts_idempotent(gcp: GCPEmulator, clients: Clients) -> None:
+    def insert(request_id: str) -> c.Operation:
+        request = c.InsertNetworkRequest(project=P, network_resource=VPC, request_id=request_id)
+        return clients.networks.insert_unary(request=request)
+
+    request_id = str(uuid.uuid4())
+    first, retry = insert(request_id), insert(request_id)
+    assert retry.name == first.name and retry.status == c.Operation.Status.DONE
+    assert [e.query.get("requestId") for e in gcp.log.writes()] == [request_id, request_id]
+    assert [n.name for n in clients.networks.list(project=P)] == ["vpc"]
+    with pytest.raises(gexc.Conflict):
+        insert(str(uuid.uuid4()))
+
+
+def test_request_log(gcp: GCPEmulator, clients: Clients) -> None:
+    network(clients)
+    router(clients)
+    insert = gcp.log.snapshot()[0]
+    assert (insert.method, insert.path, insert.status) == ("POST", f"/compute/v1/projects/{P}/global/networks", 200)
+    assert insert.mutating and insert.method_id == "compute.networks.insert"
+    assert insert.permission == "compute.networks.create"
+    gcp.log.clear()
+    clients.networks.get(project=P, network="vpc")
+    list(clients.routers.list(project=P, region=R))
+    clients.routers.get_router_status(project=P, region=R, router="rt")
+    with pytest.raises(gexc.NotFound):
+        clients.routers.get(project=P, region=R, router="missing")
+    assert gcp.log.writes() == []  # a read-only flow writes nothing
+    assert [(e.method, e.status) for e in gcp.log.reads()] == [("GET", 200)] * 3 + [("GET", 404)]
+
+
+def test_cli_serves_on_a_free_port() -> None:
+    runnet = Path(sys.executable).parent / "runnet"
+    proc = subprocess.Popen([str(runnet), "emulator", "gcp", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+        response = requests.get(f"{url}/compute/v1/projects/{P}/global/networks", timeout=10)
+        assert response.status_code == 200 and response.json()["kind"] == "compute#networkList"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
