@@ -149,7 +149,7 @@ class PSCExportSpec(Model):
     load_balancer: LoadBalancerSpec = Field(default_factory=LoadBalancerSpec)
     attachment: AttachmentSpec = Field(default_factory=AttachmentSpec)
     ingress: Ingress = Field(default=Ingress.INTERNAL_ONLY, description="Ingress runnet sets on the service.")
-    invokers: list[str] = Field(
+    invokers: list[Annotated[str, Field(pattern=MEMBER_PATTERN)]] = Field(
         default_factory=list,
         description="Members granted roles/run.invoker on the service (serviceAccount:..., user:..., group:...).",
         json_schema_extra=_invoker_rules(),
@@ -169,6 +169,14 @@ class ExportSummary(Model):
     attachment: str = Field(default="", description="projects/P/regions/R/serviceAttachments/N (printer column).")
 
 
+class ProxyOnlySubnetStatus(Model):
+    name: str = ""
+    reused: bool = Field(
+        default=False,
+        description="The network already had an ACTIVE proxy-only subnet in the region: used, never deleted.",
+    )
+
+
 class PSCExportStatus(CommonStatus):
     service_attachment: str = ""
     connections: list[Connection] = Field(default_factory=list)
@@ -178,6 +186,7 @@ class PSCExportStatus(CommonStatus):
     granted_invokers: list[str] = Field(
         default_factory=list, description="Invoker members runnet added, so that only those are ever removed."
     )
+    proxy_only_subnet: ProxyOnlySubnetStatus = Field(default_factory=ProxyOnlySubnetStatus)
     summary: ExportSummary = Field(default_factory=ExportSummary)
 
 

@@ -1,0 +1,350 @@
+"""PSCExport and PSCEndpoint: reconcile and finalize, from a custom resource's body to its status.
+
+An endpoint that names its export (``exportRef``) reads it through an ``ExportResolver``: the
+handlers pass one backed by kopf's index of PSCExports, tests a dict. While the export does not
+exist nothing is written (it may be a typo); while it exists but is not Ready the consumer's
+network, subnet and address are built already, and only the forwarding rule waits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from runnet.api.psc import ENDPOINT_KIND, EXPORT_KIND, PSCEndpointSpec, PSCExportSpec
+from runnet.controllers.egress import Object, invalid_status
+from runnet.engine import Engine, Outcome, RunResult
+from runnet.gcp.clients import Clients
+from runnet.gcp.context import Context
+from runnet.gcp.network import COMPUTE, tail
+from runnet.gcp.ownership import Owner
+from runnet.gcp.run_access import RunIngressAdapter
+from runnet.plan import psc as plan
+from runnet.status import Event, Outcome_, action_events, condition, ready_condition, resources, was_ready
+
+M = TypeVar("M", bound=BaseModel)
+RETRY = 10.0
+WAITING_FOR_EXPORT = "WaitingForExport"
+
+
+def _parse(model: type[M], obj: Object) -> M | str:
+    try:
+        return model.model_validate(obj.spec)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        return f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
+def parse_export(obj: Object) -> PSCExportSpec | str:
+    spec = _parse(PSCExportSpec, obj)
+    if isinstance(spec, str):
+        return spec
+    problems = plan.export_problems(spec, obj.name)
+    return problems[0] if problems else spec
+
+
+def parse_endpoint(obj: Object) -> PSCEndpointSpec | str:
+    spec = _parse(PSCEndpointSpec, obj)
+    if isinstance(spec, str):
+        return spec
+    problems = plan.endpoint_problems(spec)
+    return problems[0] if problems else spec
+
+
+def short(link: str) -> str:
+    return tail(link) if link else ""
+
+
+def _retry(run: RunResult) -> float | None:
+    if run.ready or not all(r.retryable for r in run.results.values() if r.outcome is not Outcome.READY):
+        return None
+    return RETRY
+
+
+# -- PSCExport --------------------------------------------------------------------------------
+
+
+def export_context(obj: Object, spec: PSCExportSpec, clients: Clients) -> Context:
+    return Context(clients, Owner(EXPORT_KIND, obj.namespace, obj.name, obj.uid), spec.project, spec.region)
+
+
+async def reconcile_export(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
+    spec = parse_export(obj)
+    if isinstance(spec, str):
+        return invalid_status(obj, spec)
+    ctx = export_context(obj, spec, clients)
+    run = await engine.reconcile(plan.build_export(spec, ctx, export=obj.key, name=obj.name))
+    return _export_status(obj, spec, run)
+
+
+def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult) -> Outcome_:
+    attachment = run.results["attachment"].observation
+    link = attachment.self_link if attachment and attachment.exists else ""
+    conns = list(attachment.outputs.get("connections", [])) if attachment else []
+    counts = {s: sum(1 for c in conns if c["status"] == s) for s in ("ACCEPTED", "PENDING", "REJECTED")}
+    invokers = run.results["service/invokers"].observation
+    proxy = run.results["subnet/proxyOnly"]
+    reused = bool(proxy.observation and proxy.observation.outputs.get("reused"))
+    status: dict[str, Any] = {
+        "observedGeneration": obj.generation,
+        "serviceAttachment": link,
+        "connections": conns,
+        "accepted": counts["ACCEPTED"],
+        "pending": counts["PENDING"],
+        "rejected": counts["REJECTED"],
+        "grantedInvokers": list(invokers.outputs.get("granted", [])) if invokers else [],
+        "proxyOnlySubnet": {"name": proxy.node.adapter.name, "reused": reused},
+        "resources": resources(run),
+        "summary": {"attachment": short(link)},
+    }
+    ready = f"service attachment {short(link)} publishes Cloud Run service {spec.service}" if link else "ready"
+    conds = obj.status.get("conditions", [])
+    status["conditions"] = [ready_condition(conds, run, obj.generation, ready_message=ready)]
+    events = action_events(run, was_ready=was_ready(obj.status)) + connection_events(obj.status, conns)
+    ingress = run.results["service/ingress"].node.adapter
+    if isinstance(ingress, RunIngressAdapter) and ingress.narrowed_from:
+        events.append(
+            Event(
+                "Normal",
+                "IngressNarrowed",
+                f"Cloud Run service {spec.service}: ingress narrowed from {ingress.narrowed_from} to "
+                f"INGRESS_TRAFFIC_{spec.ingress.value}; deleting the export will not widen it again",
+            )
+        )
+    if reused and not obj.status.get("proxyOnlySubnet", {}).get("reused"):
+        message = proxy.observation.message if proxy.observation else ""
+        events.append(Event("Normal", "ProxyOnlySubnetReused", message))
+    return Outcome_(status=status, events=events, retry_after=_retry(run))
+
+
+def connection_events(previous: Mapping[str, Any], conns: list[dict[str, str]]) -> list[Event]:
+    """An Event per connection that appeared, changed state or went away since the last status."""
+    before = {c.get("endpoint"): c.get("status") for c in previous.get("connections", []) or []}
+    events = []
+    for conn in conns:
+        was = before.pop(conn["endpoint"], None)
+        if was == conn["status"]:
+            continue
+        state = conn["status"]
+        kind = "Normal" if state in ("ACCEPTED", "PENDING") else "Warning"
+        change = f"was {was}" if was else "new connection"
+        events.append(
+            Event(
+                kind,
+                "Connection" + state.title().replace("_", ""),
+                f"endpoint {conn['endpoint']} of project {conn['project']} is {state} ({change})",
+            )
+        )
+    for endpoint in before:
+        events.append(Event("Normal", "ConnectionRemoved", f"endpoint {endpoint} no longer connects"))
+    return events
+
+
+async def finalize_export(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
+    """Delete what the export owns, in reverse order; runnet's invoker bindings go, the ingress stays."""
+    spec = parse_export(obj)
+    if isinstance(spec, str):
+        return Outcome_(status={}, events=[Event("Warning", "InvalidSpec", f"nothing deleted in GCP: {spec}")])
+    if spec.deletion_policy.value == "Orphan":
+        return Outcome_(status={}, events=[Event("Normal", "Orphaned", "deletionPolicy Orphan: GCP left as it is")])
+    ctx = export_context(obj, spec, clients)
+    run = await engine.teardown(plan.teardown_export(spec, ctx, export=obj.key, name=obj.name))
+    events = [Event("Normal", a.split()[0].title(), a) for a in run.actions()]
+    attachment = run.results["attachment"]
+    closed = [
+        c["endpoint"]
+        for c in (attachment.observation.outputs.get("connections", []) if attachment.observation else [])
+        if c["status"] != "CLOSED"
+    ]
+    if closed and any(a.startswith("deleted ServiceAttachment") for a in attachment.actions):
+        events.append(
+            Event(
+                "Warning",
+                "ConnectionsClosed",
+                f"deleting service attachment {attachment.node.adapter.name} closed {len(closed)} consumer "
+                f"connection(s) ({', '.join(closed)}): their endpoints stay, CLOSED, until re-created",
+            )
+        )
+    return _finalized(obj, run, events)
+
+
+def _finalized(obj: Object, run: RunResult, events: list[Event]) -> Outcome_:
+    if run.ready:
+        return Outcome_(status={}, events=events)
+    problem = run.first_problem()
+    message = problem.message if problem else "deleting"
+    conds = obj.status.get("conditions", [])
+    status = {"conditions": [condition(conds, "Ready", False, "Deleting", message, obj.generation)]}
+    return Outcome_(status=status, events=events, retry_after=5.0)
+
+
+# -- PSCEndpoint ------------------------------------------------------------------------------
+
+
+class ExportResolver(Protocol):
+    """Reads a PSCExport (its whole body: metadata, spec, status) by namespace and name."""
+
+    def get(self, namespace: str, name: str) -> Mapping[str, Any] | None: ...
+
+
+class MappingResolver:
+    """An ExportResolver over a mapping ``{(namespace, name): body}`` (tests, or a live kopf index view)."""
+
+    def __init__(self, exports: Mapping[tuple[str, str], Mapping[str, Any]] | None = None) -> None:
+        self.exports: Mapping[tuple[str, str], Mapping[str, Any]] = exports if exports is not None else {}
+
+    def get(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        return self.exports.get((namespace, name))
+
+
+def export_ready(export: Mapping[str, Any]) -> tuple[bool, str]:
+    status = export.get("status") or {}
+    ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+    if ready and ready.get("status") == "True" and status.get("serviceAttachment"):
+        return True, ""
+    why = f"{ready.get('reason')}: {ready.get('message')}" if ready else "not reconciled yet"
+    return False, why
+
+
+_ADVICE = {
+    "PENDING": (
+        "ConnectionPending",
+        "the connection to {att} is PENDING: the producer must accept consumer project {project} ({how})",
+    ),
+    "REJECTED": (
+        "ConnectionRejected",
+        "the producer REJECTED consumer project {project} on {att}: it must take the project off its reject list "
+        "and accept it ({how}); without reconcileConnections, delete and re-create this PSCEndpoint afterwards",
+    ),
+    "CLOSED": (
+        "ConnectionClosed",
+        "the producer CLOSED the connection to {att} (it deleted the attachment): runnet re-creates the "
+        "forwarding rule as soon as the attachment exists again",
+    ),
+    "NEEDS_ATTENTION": (
+        "ConnectionNeedsAttention",
+        "the producer accepted the connection to {att} but must act before it carries traffic "
+        "(for example add NAT subnet capacity to the attachment)",
+    ),
+}
+
+
+class Target:
+    """Where the endpoint connects, as far as it is known now."""
+
+    def __init__(self, attachment: str | None = None, *, export: str = "", waiting: str = "", missing: bool = False):
+        self.attachment = attachment
+        """Relative path of the service attachment; None while the export is not Ready."""
+        self.export = export
+        """namespace/name of the referenced PSCExport ('' for a URI target)."""
+        self.waiting = waiting
+        self.missing = missing
+        """The export does not exist: observe only, write nothing."""
+
+
+class EndpointController:
+    """Reconcile / finalize for PSCEndpoint, with the resolver that reads referenced exports."""
+
+    def __init__(self, exports: ExportResolver) -> None:
+        self.exports = exports
+
+    def context(self, obj: Object, spec: PSCEndpointSpec, clients: Clients) -> Context:
+        return Context(clients, Owner(ENDPOINT_KIND, obj.namespace, obj.name, obj.uid), spec.project, spec.region)
+
+    def target(self, obj: Object, spec: PSCEndpointSpec) -> Target | str:
+        """The attachment to connect to, or why not yet; a string is an invalid spec."""
+        if spec.target.service_attachment:
+            return Target(tail(spec.target.service_attachment))
+        ref = spec.target.export_ref
+        assert ref is not None  # endpoint_problems guarantees one of the two
+        key = f"{ref.namespace or obj.namespace}/{ref.name}"
+        export = self.exports.get(ref.namespace or obj.namespace, ref.name)
+        if export is None:
+            return Target(
+                export=key, missing=True, waiting=f"PSCExport {key} does not exist: nothing is built until it does"
+            )
+        region = (export.get("spec") or {}).get("region")
+        if region and region != spec.region:
+            return (
+                f"spec.region {spec.region} is not the region of PSCExport {key} ({region}): a PSC endpoint must be "
+                "in its service attachment's region"
+            )
+        ready, why = export_ready(export)
+        if not ready:
+            return Target(export=key, waiting=f"waiting for PSCExport {key} to be Ready ({why})")
+        return Target(tail(str(export["status"]["serviceAttachment"])), export=key)
+
+    async def reconcile(self, obj: Object, engine: Engine, clients: Clients) -> Outcome_:
+        spec = parse_endpoint(obj)
+        if isinstance(spec, str):
+            return invalid_status(obj, spec)
+        target = self.target(obj, spec)
+        if isinstance(target, str):
+            return invalid_status(obj, target)
+        nodes = plan.build_endpoint(spec, self.context(obj, spec, clients), attachment=target.attachment)
+        run = await engine.reconcile(nodes, dry_run=target.missing)
+        return _endpoint_status(obj, spec, target, run)
+
+    async def finalize(self, obj: Object, engine: Engine, clients: Clients) -> Outcome_:
+        spec = parse_endpoint(obj)
+        if isinstance(spec, str):
+            return Outcome_(status={}, events=[Event("Warning", "InvalidSpec", f"nothing deleted in GCP: {spec}")])
+        if spec.deletion_policy.value == "Orphan":
+            return Outcome_(status={}, events=[Event("Normal", "Orphaned", "deletionPolicy Orphan: GCP left as it is")])
+        attachment = tail(spec.target.service_attachment or obj.status.get("serviceAttachment") or "")
+        run = await engine.teardown(plan.build_endpoint(spec, self.context(obj, spec, clients), attachment=attachment))
+        return _finalized(obj, run, [Event("Normal", a.split()[0].title(), a) for a in run.actions()])
+
+
+def _endpoint_status(obj: Object, spec: PSCEndpointSpec, target: Target, run: RunResult) -> Outcome_:
+    address = run.results["address"].observation
+    rule_result = run.results.get("forwardingRule")
+    rule = rule_result.observation if rule_result else None
+    state = str(rule.outputs.get("status", "")) if rule and rule.exists else ""
+    ip = str(address.outputs.get("ip", "")) if address and address.exists else ""
+    status: dict[str, Any] = {
+        "observedGeneration": obj.generation,
+        "ip": ip,
+        "connectionStatus": state,
+        "pscConnectionId": str(rule.outputs.get("pscConnectionId", "")) if rule and rule.exists else "",
+        "serviceAttachment": COMPUTE + target.attachment if target.attachment else "",
+        "resources": resources(run),
+    }
+    status["conditions"] = [_endpoint_ready(obj, spec, target, run, state, ip)]
+    events = action_events(run, was_ready=was_ready(obj.status))
+    if state and state != obj.status.get("connectionStatus"):
+        kind = "Normal" if state in ("ACCEPTED", "PENDING") else "Warning"
+        events.append(
+            Event(
+                kind, "Connection" + state.title().replace("_", ""), f"the connection to {target.attachment} is {state}"
+            )
+        )
+    retry = RETRY if target.waiting or (state and state != "ACCEPTED") else _retry(run)
+    return Outcome_(status=status, events=events, retry_after=retry)
+
+
+def _endpoint_ready(
+    obj: Object, spec: PSCEndpointSpec, target: Target, run: RunResult, state: str, ip: str
+) -> dict[str, Any]:
+    conds, gen = obj.status.get("conditions", []), obj.generation
+    problem = run.first_problem()
+    if problem and problem.outcome in (Outcome.INVALID, Outcome.CONFLICT, Outcome.FAILED):
+        return ready_condition(conds, run, gen, ready_message="")
+    if target.waiting:
+        return condition(conds, "Ready", False, WAITING_FOR_EXPORT, target.waiting, gen)
+    attachment = target.attachment or ""
+    if state == "ACCEPTED" and run.ready:
+        return condition(conds, "Ready", True, "Reconciled", f"{ip} reaches {attachment} (ACCEPTED)", gen)
+    if state in _ADVICE:
+        reason, template = _ADVICE[state]
+        how = (
+            f"add {{project: {spec.project}}} to spec.attachment.consumers of PSCExport {target.export}"
+            if target.export
+            else "ask the producer to add it to the attachment's consumer accept list"
+        )
+        return condition(
+            conds, "Ready", False, reason, template.format(att=attachment, project=spec.project, how=how), gen
+        )
+    return ready_condition(conds, run, gen, ready_message=f"{ip} reaches {attachment}")
