@@ -88,9 +88,7 @@ def emulator_gcp(
 
 @emulator.command("kube")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", default=8086, show_default=True, type=int, help="Port to listen on (0: any free port)."
-)
+@click.option("--port", default=8086, show_default=True, type=int, help="Port to listen on (0: any free port).")
 @click.option(
     "--crds",
     "crds_dir",
