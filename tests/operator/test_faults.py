@@ -23,7 +23,7 @@ def inventory(gcp) -> set[str]:
     return {p for p, _ in gcp.store.items() if "/operations/" not in p}
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])
 async def test_gateway_converges_and_deletes_under_injected_faults(driver_factory, clients, gcp, seed) -> None:
     deploy_service(clients, PROJECT, REGION, "direct-vpc-egress")
     gcp.config.seed = seed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from pydantic import ValidationError
 
 from runnet.api.egress import KIND, EgressGatewaySpec
 from runnet.engine import Engine, Outcome, RunResult
+from runnet.gcp.calls import GCPCallError
 from runnet.gcp.clients import Clients
 from runnet.gcp.context import Context
 from runnet.gcp.ownership import Owner
@@ -24,6 +26,8 @@ from runnet.status import (
     resources,
     was_ready,
 )
+
+log = logging.getLogger(__name__)
 
 CONNECTOR_HINT = (
     "Cloud Run service {service} moved from Serverless VPC Access connector {connector} to Direct VPC egress: "
@@ -193,7 +197,12 @@ def _capacity(
     extra = extra_ips_needed(instances, len(spec.nat.addresses), spec.nat.min_ports_per_vm)
     nat_result = run.results.get("nat")
     if nat_result and nat_result.outcome is Outcome.READY:
-        reported = nat_status(ctx, spec.router.name, spec.nat.name)
+        try:
+            reported = nat_status(ctx, spec.router.name, spec.nat.name)
+        except GCPCallError as exc:
+            # Capacity is advice: without the router's view, the local estimate stands until next pass.
+            log.info("NAT capacity from the spec only: %s", exc.message)
+            reported = None
         extra = max(extra, int(reported.min_extra_nat_ips_needed) if reported else 0)
     if extra > 0:
         msg = (

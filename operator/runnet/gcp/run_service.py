@@ -6,6 +6,7 @@ that detaching restores it even after the custom resource (and its status) is go
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -19,6 +20,8 @@ from runnet.gcp.context import Context
 ATTACHED_TO = "runnet.dev/egress-gateway"
 PREVIOUS_VPC_ACCESS = "runnet.dev/previous-vpc-access"
 SUCCEEDED = run_v2.Condition.State.CONDITION_SUCCEEDED
+FAILED = run_v2.Condition.State.CONDITION_FAILED
+REDEPLOY = "runnet.dev/redeployed-at"
 
 
 def service_path(ctx: Context, name: str) -> str:
@@ -92,8 +95,11 @@ class RunEgressAdapter(Adapter):
         if holder and holder != self.gateway:
             obs.conflict = f"Cloud Run service {self.name} is already attached to EgressGateway {holder}"
             return obs
-        obs.up_to_date = holder == self.gateway and self._wired(svc)
+        failed = svc.terminal_condition.state == FAILED and not svc.reconciling
+        # A revision that failed with runnet's settings is deployed again (GCP errors can be passing).
+        obs.up_to_date = holder == self.gateway and self._wired(svc) and not failed
         obs.ready, obs.message = readiness(svc)
+        obs.outputs["failed"] = failed
         obs.outputs["maxInstances"] = svc.template.scaling.max_instance_count or 100
         previous = json.loads(svc.annotations.get(PREVIOUS_VPC_ACCESS, "{}") or "{}")
         if previous.get("connector"):
@@ -119,6 +125,9 @@ class RunEgressAdapter(Adapter):
             network_interfaces=[run_v2.VpcAccess.NetworkInterface(network=self.network, subnetwork=self.subnet)],
             egress=getattr(run_v2.VpcAccess.VpcEgress, self.egress),
         )
+        if observed.outputs.get("failed"):
+            # An unchanged template makes no new revision: mark it so the failed one is retried.
+            svc.template.annotations[REDEPLOY] = datetime.datetime.now(datetime.UTC).isoformat()
         update_service(self.ctx, svc, f"attaching Cloud Run service {self.name} to the gateway")
 
     def delete(self, observed: Observation) -> None:
