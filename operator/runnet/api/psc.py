@@ -35,7 +35,8 @@ ATTACHMENT_URI_PATTERN = (
 )
 # A consumer project by id, or by number as GCP also accepts in accept lists.
 CONSUMER_PROJECT_PATTERN = r"^([a-z][-a-z0-9]{4,28}[a-z0-9]|[0-9]{6,20})$"
-MEMBER_PATTERN = r"^(user|serviceAccount|group|domain|principal|principalSet):.+$"
+# allUsers / allAuthenticatedUsers pass the pattern only to be refused by the CEL rule, with its message.
+MEMBER_PATTERN = r"^(allUsers|allAuthenticatedUsers|(user|serviceAccount|group|domain|principal|principalSet):.+)$"
 CLOUD_RUN_NAME_PATTERN = r"^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$"
 
 

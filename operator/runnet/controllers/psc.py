@@ -260,11 +260,12 @@ class EndpointController:
         ref = spec.target.export_ref
         assert ref is not None  # endpoint_problems guarantees one of the two
         key = f"{ref.namespace or obj.namespace}/{ref.name}"
+        # The attachment this endpoint already connected to: its rule is still observed (and kept).
+        previous = tail(str(obj.status.get("serviceAttachment") or "")) if obj.status.get("connectionStatus") else ""
         export = self.exports.get(ref.namespace or obj.namespace, ref.name)
         if export is None:
-            return Target(
-                export=key, missing=True, waiting=f"PSCExport {key} does not exist: nothing is built until it does"
-            )
+            why = f"PSCExport {key} does not exist: nothing is built until it does"
+            return Target(previous or None, export=key, missing=True, waiting=why)
         region = (export.get("spec") or {}).get("region")
         if region and region != spec.region:
             return (
@@ -273,7 +274,7 @@ class EndpointController:
             )
         ready, why = export_ready(export)
         if not ready:
-            return Target(export=key, waiting=f"waiting for PSCExport {key} to be Ready ({why})")
+            return Target(previous or None, export=key, waiting=f"waiting for PSCExport {key} to be Ready ({why})")
         return Target(tail(str(export["status"]["serviceAttachment"])), export=key)
 
     async def reconcile(self, obj: Object, engine: Engine, clients: Clients) -> Outcome_:
@@ -332,8 +333,6 @@ def _endpoint_ready(
     problem = run.first_problem()
     if problem and problem.outcome in (Outcome.INVALID, Outcome.CONFLICT, Outcome.FAILED):
         return ready_condition(conds, run, gen, ready_message="")
-    if target.waiting:
-        return condition(conds, "Ready", False, WAITING_FOR_EXPORT, target.waiting, gen)
     attachment = target.attachment or ""
     if state == "ACCEPTED" and run.ready:
         return condition(conds, "Ready", True, "Reconciled", f"{ip} reaches {attachment} (ACCEPTED)", gen)
@@ -344,7 +343,8 @@ def _endpoint_ready(
             if target.export
             else "ask the producer to add it to the attachment's consumer accept list"
         )
-        return condition(
-            conds, "Ready", False, reason, template.format(att=attachment, project=spec.project, how=how), gen
-        )
+        message = template.format(att=attachment, project=spec.project, how=how)
+        return condition(conds, "Ready", False, reason, message, gen)
+    if target.waiting:
+        return condition(conds, "Ready", False, WAITING_FOR_EXPORT, target.waiting, gen)
     return ready_condition(conds, run, gen, ready_message=f"{ip} reaches {attachment}")
