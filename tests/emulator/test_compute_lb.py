@@ -310,3 +310,22 @@ def test_aggregated_lists_gcloud_reads(clients: Clients, gcp: GCPEmulator) -> No
     ]:
         body = requests.get(f"{gcp.base_url}/compute/v1/projects/{P}/aggregated/{collection}", timeout=5).json()
         assert [r["name"] for r in body["items"][f"regions/{R}"][collection]] == [name], collection
+
+
+def test_fingerprint_in_url_safe_base64_is_accepted(clients: Clients) -> None:
+    """gcloud echoes fingerprints re-encoded as URL-safe base64: ``+``/``/`` come back as ``-``/``_``."""
+    t.producer(clients)
+    name = "hello-backend-service"
+    for timeout in range(31, 90):
+        current = clients.backend_services.get(project=P, region=R, backend_service=name).fingerprint
+        if "+" in current or "/" in current:
+            break
+        body = compute_v1.BackendService(fingerprint=current, timeout_sec=timeout)
+        clients.backend_services.patch(
+            project=P, region=R, backend_service=name, backend_service_resource=body
+        ).result()
+    assert "+" in current or "/" in current
+    url_safe = current.replace("+", "-").replace("/", "_")
+    body = compute_v1.BackendService(fingerprint=url_safe, timeout_sec=5)
+    clients.backend_services.patch(project=P, region=R, backend_service=name, backend_service_resource=body).result()
+    assert clients.backend_services.get(project=P, region=R, backend_service=name).timeout_sec == 5

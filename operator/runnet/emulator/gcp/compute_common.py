@@ -269,8 +269,15 @@ def check_fingerprint(call: Call, resource: Resource, path: str) -> None:
     from runnet.emulator.gcp.errors import fingerprint_mismatch
 
     sent = (call.body or {}).get("fingerprint")
-    if sent != resource.get("fingerprint"):
+    if not same_fingerprint(sent, resource.get("fingerprint")):
         raise fingerprint_mismatch(path)
+
+
+def same_fingerprint(sent: Any, current: Any) -> bool:
+    """Fingerprints are bytes: gcloud (apitools) sends them back in URL-safe base64 (``-``/``_``)."""
+    if isinstance(sent, str):
+        sent = sent.replace("-", "+").replace("_", "/")
+    return bool(sent == current)
 
 
 def refresh_fingerprint(resource: Resource) -> None:

@@ -18,6 +18,7 @@ from runnet.emulator.gcp.compute_common import (
     refresh_fingerprint,
     register_crud,
     resolve,
+    same_fingerprint,
     url,
 )
 from runnet.emulator.gcp.compute_lb import (
@@ -283,7 +284,7 @@ async def set_labels(call: Call) -> Any:
     rule = FORWARDING_RULE.get(call)
     path = FORWARDING_RULE.path(call, rule["name"])
     body = call.body if isinstance(call.body, dict) else {}
-    if body.get("labelFingerprint") != rule["labelFingerprint"]:
+    if not same_fingerprint(body.get("labelFingerprint"), rule["labelFingerprint"]):
         raise fingerprint_mismatch(path)
     labels = dict(body.get("labels") or {})
 
