@@ -247,9 +247,12 @@ def test_consumer_endpoint_validation(clients: Clients) -> None:
     t.endpoint(clients, CONSUMER, "literal", sa_url, vpc, "10.1.0.7")
     with pytest.raises(exceptions.Conflict, match=r"10\.1\.0\.7"):
         t.endpoint(clients, CONSUMER, "same-ip", sa_url, vpc, "10.1.0.7")
+    other_vpc = t.network(clients, CONSUMER, "other-vpc")  # another VPC may reuse the range and the IP
+    t.subnet(clients, CONSUMER, "other-subnet", "10.1.0.0/24", other_vpc)
+    assert t.endpoint(clients, CONSUMER, "same-ip-other-vpc", sa_url, other_vpc, "10.1.0.7").I_p_address == "10.1.0.7"
     listed = clients.forwarding_rules.aggregated_list(project=CONSUMER)
     found = {r.name: r.psc_connection_status for _, scoped in listed for r in scoped.forwarding_rules}
-    assert found == {"literal": "ACCEPTED"}
+    assert found == {"literal": "ACCEPTED", "same-ip-other-vpc": "ACCEPTED"}
     assert subnet.endswith("/consumer-subnet")
 
 

@@ -100,11 +100,13 @@ def _internal_ip(call: Call, body: dict[str, Any], network: str, subnet: str | N
     return ip, subnet or homes[0]
 
 
-def _check_ip_free(call: Call, path: str, ip: str) -> None:
+def _check_ip_free(call: Call, path: str, ip: str, network: str) -> None:
+    """Internal IPs are unique per VPC network (other networks may reuse the range)."""
     region = path.split("/")[3]
-    others = [p for p in ipam.forwarding_rules_with_ip(call.emu, call.project, region, ip) if p != path]
-    if others:
-        raise ipam.ip_in_use(ip, internal=True)
+    for other in ipam.forwarding_rules_with_ip(call.emu, call.project, region, ip):
+        rule = call.emu.store.get(other) or {}
+        if other != path and relative(str(rule.get("network", ""))) == relative(network):
+            raise ipam.ip_in_use(ip, internal=True)
 
 
 def _port(value: Any, field: str) -> int:
@@ -207,7 +209,7 @@ def build_rule(call: Call, body: dict[str, Any], path: str) -> Resource:
             scheme,
             "Supported here: INTERNAL_MANAGED, INTERNAL, or empty for Private Service Connect.",
         )
-    _check_ip_free(call, path, specific["IPAddress"])
+    _check_ip_free(call, path, specific["IPAddress"], specific["network"])
     labels = body.get("labels") or {}
     rule: Resource = {
         **base_fields(call, FORWARDING_RULE, path),
@@ -229,7 +231,7 @@ def build_rule(call: Call, body: dict[str, Any], path: str) -> Resource:
 
 def rule_created(call: Call, path: str, rule: Resource) -> None:
     """on_create: recheck the IP at completion, then connect a PSC endpoint to its attachment."""
-    _check_ip_free(call, path, str(rule["IPAddress"]))
+    _check_ip_free(call, path, str(rule["IPAddress"]), str(rule["network"]))
     if is_psc(rule):
         compute_psc.connect(call, path, rule)
 
