@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +77,7 @@ def widget_operator(calls: list[tuple[str, Any]]) -> kopf.OperatorRegistry:
 @contextlib.asynccontextmanager
 async def running(registry: kopf.OperatorRegistry, **options: Any) -> AsyncIterator[None]:
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        kopf.operator(registry=registry, clusterwide=True, stop_flag=stop, ready_flag=ready, **options)
-    )
+    task = asyncio.create_task(kopf.operator(registry=registry, stop_flag=stop, ready_flag=ready, **options))
     await asyncio.wait_for(ready.wait(), 10)
     try:
         yield
@@ -112,21 +110,27 @@ class Widgets:
             raise
 
 
-@pytest.fixture(params=["standalone", "no-peering-crds", "peering-crd"])
-def peering(request: pytest.FixtureRequest, client: kubernetes.client.CustomObjectsApi) -> Iterator[dict[str, bool]]:
+MODES = {
+    "standalone": {"standalone": True, "clusterwide": True},
+    "no-peering-crds": {"clusterwide": True},  # auto-detection finds no peering resources: runs alone
+    "peering-crd": {"clusterwide": True},  # finds ClusterKopfPeering and keeps the default one alive
+    "namespaced": {"standalone": True, "namespaces": ["def*"]},  # watches namespaces to match the glob
+}
+
+
+@pytest.fixture(params=list(MODES))
+def mode(request: pytest.FixtureRequest, client: kubernetes.client.CustomObjectsApi) -> str:
     if request.param == "peering-crd":
         client.create_cluster_custom_object("apiextensions.k8s.io", "v1", "customresourcedefinitions", PEERING_CRD)
         default = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "default"}}
         client.create_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", default)
-    yield {"standalone": request.param == "standalone", "crd": request.param == "peering-crd"}
+    return str(request.param)
 
 
-async def test_kopf_lifecycle(
-    kube: KubeEmulator, client: kubernetes.client.CustomObjectsApi, peering: dict[str, bool]
-) -> None:
+async def test_kopf_lifecycle(kube: KubeEmulator, client: kubernetes.client.CustomObjectsApi, mode: str) -> None:
     calls: list[tuple[str, Any]] = []
     widgets = Widgets(client)
-    async with running(widget_operator(calls), standalone=peering["standalone"]):
+    async with running(widget_operator(calls), **MODES[mode]):
         await widgets.call("create_namespaced_custom_object", GROUP, VERSION, "default", PLURAL, widget("w1"))
 
         async def ready() -> bool:
@@ -161,4 +165,4 @@ async def test_kopf_lifecycle(
     peered = [
         r for r in kube if r.method == "PATCH" and r.resource is not None and r.resource.plural == "clusterkopfpeerings"
     ]
-    assert bool(peered) == peering["crd"], "kopf keeps its peering object alive if and only if the CRD exists"
+    assert bool(peered) == (mode == "peering-crd"), "kopf keeps its peering object alive if and only if the CRD exists"

@@ -196,3 +196,14 @@ def test_invalid_objects_are_rejected_with_the_rule_message(kubectl: Kubectl) ->
     assert 'spec.color: Unsupported value: "pink"' in pink.stderr
     unknown = kubectl("apply", "-f", "-", stdin=manifest(widget("w3", colour="red")), check=False)
     assert 'strict decoding error: unknown field "spec.colour"' in unknown.stderr
+
+
+def test_typed_create_commands_send_protobuf_and_work(kubectl: Kubectl) -> None:
+    kubectl("create", "namespace", "team-y")
+    kubectl("create", "configmap", "c1", "-n", "team-y", "--from-literal=a=b")
+    kubectl("create", "secret", "generic", "s1", "-n", "team-y", "--from-literal=password=hunter2")
+    secret = yaml.safe_load(kubectl("get", "secret", "s1", "-n", "team-y", "-o", "yaml").stdout)
+    assert secret["data"] == {"password": "aHVudGVyMg=="} and secret["type"] == "Opaque"
+    assert yaml.safe_load(kubectl("get", "cm", "c1", "-n", "team-y", "-o", "yaml").stdout)["data"] == {"a": "b"}
+    kubectl("delete", "namespace", "team-y", "--wait=true", timeout=15)
+    assert "team-y" not in kubectl("get", "namespaces", "-o", "name").stdout

@@ -252,6 +252,58 @@ async def test_finalizers_hold_deletion_until_removed(http: Http) -> None:
     )
 
 
+async def test_deleting_a_namespace_empties_it_first(http: Http) -> None:
+    doomed = "/apis/test.runnet.dev/v1/namespaces/doomed/widgets"
+    await http.create({**widget("held"), "metadata": {"name": "held", "finalizers": ["test.runnet.dev/hold"]}}, doomed)
+    await http.create(widget("plain"), doomed)
+    status, body, _ = await http.call("DELETE", "/api/v1/namespaces/doomed")
+    assert status == 200 and body["status"]["phase"] == "Terminating"
+    assert [i["metadata"]["name"] for i in (await http.get(doomed))["items"]] == ["held"]
+    status, body, _ = await http.call("POST", doomed, widget("late"))
+    assert status == 403 and "because it is being terminated" in body["message"]
+    await http.merge(f"{doomed}/held", {"metadata": {"finalizers": None}})
+    status, _, _ = await http.call("GET", "/api/v1/namespaces/doomed")
+    assert status == 404
+
+
+async def test_multi_version_crds_share_storage(http: Http) -> None:
+    def version(name: str, storage: bool, fields: dict[str, Any]) -> dict[str, Any]:
+        spec = {"type": "object", "properties": fields}
+        schema = {"openAPIV3Schema": {"type": "object", "properties": {"spec": spec}}}
+        return {"name": name, "served": True, "storage": storage, "schema": schema}
+
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "things.test.runnet.dev"},
+        "spec": {
+            "group": "test.runnet.dev",
+            "scope": "Namespaced",
+            "names": {"plural": "things", "kind": "Thing"},
+            "versions": [
+                version("v1beta1", False, {"a": {"type": "string"}}),
+                version("v1", True, {"a": {"type": "string"}, "b": {"type": "string"}}),
+            ],
+        },
+    }
+    await http.create(crd, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+    beta = "/apis/test.runnet.dev/v1beta1/namespaces/default/things"
+    made = await http.create(
+        {
+            "apiVersion": "test.runnet.dev/v1beta1",
+            "kind": "Thing",
+            "metadata": {"name": "t"},
+            "spec": {"a": "x", "b": "y"},
+        },
+        beta,
+    )
+    assert made["spec"] == {"a": "x"}  # pruned by the v1beta1 schema
+    got = await http.get("/apis/test.runnet.dev/v1/namespaces/default/things/t")
+    assert got["apiVersion"] == "test.runnet.dev/v1" and got["spec"] == {"a": "x"}
+    group = await http.get("/apis/test.runnet.dev")
+    assert group["preferredVersion"]["version"] == "v1"
+
+
 async def test_events_are_storable_and_selectable(http: Http) -> None:
     event = {
         "metadata": {"generateName": "w1-"},

@@ -278,6 +278,8 @@ class Objects:
             new.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
             new.setdefault("status", {}).setdefault("phase", "Active")
             new["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = new["metadata"].get("name")
+        if rt.key == ("", "secrets") and not new.get("type"):
+            new["type"] = "Opaque"
         if rt.key == CRDS:
             crds.apply_defaults(new)
             causes = crds.check(new)

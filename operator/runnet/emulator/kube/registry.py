@@ -45,6 +45,7 @@ class ResourceType:
     schema: dict[str, Any] | None = None  # openAPIV3Schema; None: anything goes
     status_subresource: bool = False
     columns: tuple[dict[str, Any], ...] = (AGE_COLUMN,)
+    name_column: bool = True  # tables start with NAME (events list it last, as a wide column)
     field_labels: frozenset[str] = META_FIELDS
     selectable: tuple[str, ...] = ()  # CRD selectableFields (JSON paths)
     custom: bool = False  # a custom resource (stricter: kind required, no strategic merge patch)
@@ -143,8 +144,9 @@ def builtin_types() -> list[ResourceType]:
         {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
         {"name": "Type", "type": "string", "jsonPath": ".type"},
         {"name": "Reason", "type": "string", "jsonPath": ".reason"},
-        {"name": "Object", "type": "string", "jsonPath": ".involvedObject.name"},
+        {"name": "Object", "type": "string", "jsonPath": ".involvedObject", "reference": True},
         {"name": "Message", "type": "string", "jsonPath": ".message"},
+        {"name": "Name", "type": "string", "jsonPath": ".metadata.name", "priority": 1},
     )
     return [
         ResourceType(
@@ -169,6 +171,7 @@ def builtin_types() -> list[ResourceType]:
             columns=event_columns,
             field_labels=EVENT_FIELDS,
             generation=False,
+            name_column=False,
         ),
         ResourceType("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",), generation=False),
         ResourceType("", "v1", "secrets", "Secret", True, generation=False, field_labels=META_FIELDS | {"type"}),

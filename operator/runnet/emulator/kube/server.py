@@ -19,7 +19,7 @@ import attrs
 import kmock
 from aiohttp import web
 
-from runnet.emulator.kube import crds, discovery, openapi, paths, tables
+from runnet.emulator.kube import crds, discovery, openapi, paths, protobuf, tables
 from runnet.emulator.kube.errors import ApiError, bad_request, expired, internal, method_not_allowed, path_not_found
 from runnet.emulator.kube.objects import Objects, WriteOptions
 from runnet.emulator.kube.registry import Registry, ResourceType
@@ -217,14 +217,16 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if validation not in ("Strict", "Warn", "Ignore"):
             raise bad_request(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{validation}"')
         opts = WriteOptions(params.get("dryRun") == "All", validation, t.subresource)
+        content_type = raw.headers.get("Content-Type", "")
         if method == "POST" and t.name is None and t.subresource is None:
-            outcome = self.api.create(rt, t.namespace, _body(body), opts)
+            outcome = self.api.create(rt, t.namespace, _body(body, content_type), opts)
         elif method == "PUT" and t.name:
-            outcome = self.api.update(rt, t.namespace, t.name, _body(body), opts)
+            outcome = self.api.update(rt, t.namespace, t.name, _body(body, content_type), opts)
         elif method == "PATCH" and t.name:
-            outcome = self.api.patch(rt, t.namespace, t.name, body, raw.headers.get("Content-Type", ""), opts)
+            outcome = self.api.patch(rt, t.namespace, t.name, body, content_type, opts)
         elif method == "DELETE" and t.name and t.subresource is None:
-            outcome = self.api.delete(rt, t.namespace, t.name, _body(body) if body else {}, opts)
+            options = {} if not body or content_type.startswith(protobuf.CONTENT_TYPE) else _body(body)
+            outcome = self.api.delete(rt, t.namespace, t.name, options, opts)
         elif method == "DELETE" and t.name is None:
             return _json(self._delete_collection(rt, t, params, opts))
         else:
@@ -316,7 +318,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         }
 
 
-def _body(raw: bytes) -> Any:
+def _body(raw: bytes, content_type: str = _JSON) -> Any:
+    if content_type.startswith(protobuf.CONTENT_TYPE):
+        return protobuf.decode(raw)
     try:
         return json.loads(raw) if raw else None
     except ValueError as exc:

@@ -89,6 +89,8 @@ def cell(column: dict[str, Any], obj: dict[str, Any]) -> Any:
     if not found or found[0] is None:
         return None
     value, kind = found[0], column.get("type", "string")
+    if column.get("reference") and isinstance(value, dict):  # events print their object as kind/name
+        return f"{str(value.get('kind', '')).lower()}/{value.get('name', '')}"
     if kind == "string":
         return jsonpath.go_format(value)
     if kind == "date":
@@ -104,7 +106,7 @@ def cell(column: dict[str, Any], obj: dict[str, Any]) -> Any:
 
 
 def definitions(rt: ResourceType) -> list[dict[str, Any]]:
-    return [NAME_COLUMN] + [
+    return [NAME_COLUMN] * rt.name_column + [
         {
             "name": c["name"],
             "type": c.get("type", "string"),
@@ -135,7 +137,8 @@ def table(
 ) -> dict[str, Any]:
     rows = []
     for obj in objs:
-        row: dict[str, Any] = {"cells": [obj.get("metadata", {}).get("name")] + [cell(c, obj) for c in rt.columns]}
+        name = [obj.get("metadata", {}).get("name")] * rt.name_column
+        row: dict[str, Any] = {"cells": name + [cell(c, obj) for c in rt.columns]}
         embedded = _row_object(obj, include, version)
         if embedded is not None:
             row["object"] = embedded
