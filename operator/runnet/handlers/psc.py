@@ -106,22 +106,22 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     links = Links(runtime)
     endpoints = psc.EndpointController(links)
 
-    @kopf.index(GROUP, VERSION, EXPORTS, registry=registry)  # type: ignore[untyped-decorator]
+    @kopf.index(GROUP, VERSION, EXPORTS, id=EXPORTS, registry=registry)  # type: ignore[untyped-decorator]
     def pscexports(**kwargs: Any) -> dict[Any, Any]:
         body = kwargs["body"]
         snapshot = {k: copy.deepcopy(dict(body.get(k) or {})) for k in ("metadata", "spec", "status")}
         return {(kwargs["namespace"], kwargs["name"]): snapshot}
 
-    @kopf.index(GROUP, VERSION, ENDPOINTS, registry=registry)  # type: ignore[untyped-decorator]
+    @kopf.index(GROUP, VERSION, ENDPOINTS, id=ENDPOINTS, registry=registry)  # type: ignore[untyped-decorator]
     def pscendpoints(**kwargs: Any) -> dict[Any, Any]:
         namespace = kwargs["namespace"]
         keys = endpoint_targets(namespace, kwargs["spec"], kwargs["status"])
         return {key: f"{namespace}/{kwargs['name']}" for key in keys}
 
-    @kopf.on.startup(registry=registry)  # type: ignore[untyped-decorator]
-    def bind(**kwargs: Any) -> None:
-        """kopf's indexes are live views: keep them (kopf passes them to every handler by name)."""
-        links.exports, links.endpoints = kwargs[EXPORTS], kwargs[ENDPOINTS]
+    def bind(kwargs: dict[str, Any]) -> None:
+        """kopf's indexes are live views, passed to resource handlers only: keep them from the first call."""
+        if EXPORTS in kwargs and ENDPOINTS in kwargs:
+            links.exports, links.endpoints = kwargs[EXPORTS], kwargs[ENDPOINTS]
 
     async def export_reconcile(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
         links.begin(EXPORTS, obj.key)
@@ -150,8 +150,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             links.poke(EXPORTS, links.exports_of(obj.spec, obj.status, obj.namespace))
         return outcome
 
-    register_kind(registry, runtime, EXPORTS, export_reconcile, export_finalize)
-    register_kind(registry, runtime, ENDPOINTS, endpoint_reconcile, endpoint_finalize)
+    register_kind(registry, runtime, EXPORTS, export_reconcile, export_finalize, bind=bind)
+    register_kind(registry, runtime, ENDPOINTS, endpoint_reconcile, endpoint_finalize, bind=bind)
 
 
 def _again_if_poked(links: Links, plural: str, obj: Object, outcome: Outcome_) -> Outcome_:
