@@ -134,68 +134,37 @@ class Registry:
         )
 
 
+NAMESPACE_COLUMNS = ({"name": "Status", "type": "string", "jsonPath": ".status.phase"}, AGE_COLUMN)
+EVENT_COLUMNS = (
+    {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
+    {"name": "Type", "type": "string", "jsonPath": ".type"},
+    {"name": "Reason", "type": "string", "jsonPath": ".reason"},
+    {"name": "Object", "type": "string", "jsonPath": ".involvedObject", "reference": True},
+    {"name": "Message", "type": "string", "jsonPath": ".message"},
+    {"name": "Name", "type": "string", "jsonPath": ".metadata.name", "priority": 1},
+)
+CRD_COLUMNS = ({"name": "Created At", "type": "string", "jsonPath": ".metadata.creationTimestamp"},)
+NEW_EVENT_FIELDS = META_FIELDS | {"regarding.kind", "regarding.name", "regarding.namespace", "reason", "type"}
+
+
+def _builtin(group: str, plural: str, kind: str, **extra: Any) -> ResourceType:
+    """A built-in type: v1, namespaced unless said otherwise, no metadata.generation."""
+    return ResourceType(group, "v1", plural, kind, **{"namespaced": True, "generation": False, **extra})
+
+
 def builtin_types() -> list[ResourceType]:
     """The built-ins operators and kubectl touch: namespaces, events, config, CRDs, leases."""
-    ns_columns = (
-        {"name": "Status", "type": "string", "jsonPath": ".status.phase"},
-        AGE_COLUMN,
-    )
-    event_columns = (
-        {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
-        {"name": "Type", "type": "string", "jsonPath": ".type"},
-        {"name": "Reason", "type": "string", "jsonPath": ".reason"},
-        {"name": "Object", "type": "string", "jsonPath": ".involvedObject", "reference": True},
-        {"name": "Message", "type": "string", "jsonPath": ".message"},
-        {"name": "Name", "type": "string", "jsonPath": ".metadata.name", "priority": 1},
-    )
     return [
-        ResourceType(
-            "",
-            "v1",
-            "namespaces",
-            "Namespace",
-            namespaced=False,
-            short_names=("ns",),
-            columns=ns_columns,
-            field_labels=META_FIELDS | {"status.phase"},
-            generation=False,
-            status_subresource=True,
-        ),
-        ResourceType(
-            "",
-            "v1",
-            "events",
-            "Event",
-            True,
-            short_names=("ev",),
-            columns=event_columns,
-            field_labels=EVENT_FIELDS,
-            generation=False,
-            name_column=False,
-        ),
-        ResourceType("", "v1", "configmaps", "ConfigMap", True, short_names=("cm",), generation=False),
-        ResourceType("", "v1", "secrets", "Secret", True, generation=False, field_labels=META_FIELDS | {"type"}),
-        ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, short_names=("sa",), generation=False),
-        ResourceType(
-            "events.k8s.io",
-            "v1",
-            "events",
-            "Event",
-            True,
-            short_names=("ev",),
-            generation=False,
-            field_labels=META_FIELDS | {"regarding.kind", "regarding.name", "regarding.namespace", "reason", "type"},
-        ),
-        ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True, generation=False),
-        ResourceType(
-            "apiextensions.k8s.io",
-            "v1",
-            "customresourcedefinitions",
-            "CustomResourceDefinition",
-            namespaced=False,
-            short_names=("crd", "crds"),
-            categories=("api-extensions",),
-            status_subresource=True,
-            columns=({"name": "Created At", "type": "string", "jsonPath": ".metadata.creationTimestamp"},),
-        ),
-    ]
+        _builtin("", "namespaces", "Namespace", namespaced=False, short_names=("ns",), columns=NAMESPACE_COLUMNS,
+                 field_labels=META_FIELDS | {"status.phase"}, status_subresource=True),
+        _builtin("", "events", "Event", short_names=("ev",), columns=EVENT_COLUMNS, field_labels=EVENT_FIELDS,
+                 name_column=False),
+        _builtin("", "configmaps", "ConfigMap", short_names=("cm",)),
+        _builtin("", "secrets", "Secret", field_labels=META_FIELDS | {"type"}),
+        _builtin("", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
+        _builtin("events.k8s.io", "events", "Event", short_names=("ev",), field_labels=NEW_EVENT_FIELDS),
+        _builtin("coordination.k8s.io", "leases", "Lease"),
+        _builtin("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
+                 generation=True, short_names=("crd", "crds"), categories=("api-extensions",),
+                 status_subresource=True, columns=CRD_COLUMNS),
+    ]  # fmt: skip
