@@ -177,3 +177,20 @@ def run(
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(settings))
+
+
+@main.command()
+@click.option(
+    "--serve", is_flag=True, help="Keep the emulators and the operator running, and print how to explore them."
+)
+@click.option("--latency", default=0.2, show_default=True, type=float, help="Seconds each GCP operation takes.")
+def demo(serve: bool, latency: float) -> None:
+    """Run the operator against the embedded GCP and Kubernetes emulators and show what it builds."""
+    import logging
+
+    from runnet.demo import run_demo
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kopf").setLevel(logging.ERROR)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_demo(click.echo, serve=serve, latency=latency))

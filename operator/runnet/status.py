@@ -91,13 +91,18 @@ def resources(run: RunResult) -> list[dict[str, Any]]:
     return out
 
 
-def action_events(run: RunResult, *, was_ready: bool) -> list[Event]:
-    """An event per GCP write; writes to a gateway that was Ready are drift being repaired."""
+def action_events(run: RunResult, *, drift: bool) -> list[Event]:
+    """An event per GCP write; on an object that was Ready at its current generation, writes repair drift."""
     events = []
     for action in run.actions():
-        reason = "DriftRepaired" if was_ready and not action.startswith("created Cloud") else action.split()[0].title()
-        events.append(Event("Normal", reason, action))
+        reason = "DriftRepaired" if drift else action.split()[0].title()
+        events.append(Event("Warning" if drift else "Normal", reason, action))
     return events
+
+
+def converged_before(status: dict[str, Any] | None, generation: int | None) -> bool:
+    """Ready at this generation already: any write now repairs a change made outside runnet."""
+    return was_ready(status) and (status or {}).get("observedGeneration") == generation
 
 
 def was_ready(status: dict[str, Any] | None) -> bool:

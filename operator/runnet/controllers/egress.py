@@ -22,9 +22,9 @@ from runnet.status import (
     Outcome_,
     action_events,
     condition,
+    converged_before,
     ready_condition,
     resources,
-    was_ready,
 )
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def _status(obj: Object, spec: EgressGatewaySpec, ctx: Context, run: RunResult) 
         "resources": resources(run),
         "summary": {"natIPs": ",".join(nat_ips), "services": f"{attached}/{len(spec.services)}"},
     }
-    events = action_events(run, was_ready=was_ready(obj.status))
+    events = action_events(run, drift=converged_before(obj.status, obj.generation))
     ready_message = f"NAT {spec.nat.name} egresses from {', '.join(nat_ips)}" if nat_ips else "ready"
     status["conditions"] = [
         ready_condition(conds, run, obj.generation, ready_message=ready_message),

@@ -22,7 +22,15 @@ from runnet.gcp.network import COMPUTE, tail
 from runnet.gcp.ownership import Owner
 from runnet.gcp.run_access import RunIngressAdapter
 from runnet.plan import psc as plan
-from runnet.status import Event, Outcome_, action_events, condition, ready_condition, resources, was_ready
+from runnet.status import (
+    Event,
+    Outcome_,
+    action_events,
+    condition,
+    converged_before,
+    ready_condition,
+    resources,
+)
 
 M = TypeVar("M", bound=BaseModel)
 RETRY = 10.0
@@ -102,7 +110,9 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult) -> Outcome_
     ready = f"service attachment {short(link)} publishes Cloud Run service {spec.service}" if link else "ready"
     conds = obj.status.get("conditions", [])
     status["conditions"] = [ready_condition(conds, run, obj.generation, ready_message=ready)]
-    events = action_events(run, was_ready=was_ready(obj.status)) + connection_events(obj.status, conns)
+    events = action_events(run, drift=converged_before(obj.status, obj.generation)) + connection_events(
+        obj.status, conns
+    )
     ingress = run.results["service/ingress"].node.adapter
     if isinstance(ingress, RunIngressAdapter) and ingress.narrowed_from:
         events.append(
@@ -314,7 +324,7 @@ def _endpoint_status(obj: Object, spec: PSCEndpointSpec, target: Target, run: Ru
         "resources": resources(run),
     }
     status["conditions"] = [_endpoint_ready(obj, spec, target, run, state, ip)]
-    events = action_events(run, was_ready=was_ready(obj.status))
+    events = action_events(run, drift=converged_before(obj.status, obj.generation))
     if state and state != obj.status.get("connectionStatus"):
         kind = "Normal" if state in ("ACCEPTED", "PENDING") else "Warning"
         events.append(

@@ -52,9 +52,20 @@ def _ready_message(outcome: Outcome_, default: str) -> str:
 
 
 def register_kind(
-    registry: kopf.OperatorRegistry, runtime: Runtime, plural: str, reconcile: Reconcile, finalize: Reconcile
+    registry: kopf.OperatorRegistry,
+    runtime: Runtime,
+    plural: str,
+    reconcile: Reconcile,
+    finalize: Reconcile,
+    *,
+    bind: Callable[[dict[str, Any]], None] | None = None,
 ) -> None:
+    """``bind`` sees every handler's keyword arguments first (kopf passes indexes only to those)."""
     resource = (GROUP, VERSION, plural)
+
+    def see(kwargs: dict[str, Any]) -> None:
+        if bind is not None:
+            bind(kwargs)
 
     async def converge(body: kopf.Body, patch: kopf.Patch) -> None:
         obj = as_object(body)
@@ -66,19 +77,22 @@ def register_kind(
     @kopf.on.resume(*resource, registry=registry)  # type: ignore[untyped-decorator]
     @kopf.on.create(*resource, registry=registry)  # type: ignore[untyped-decorator]
     @kopf.on.update(*resource, registry=registry, field="spec")  # type: ignore[untyped-decorator]
-    async def changed(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    async def changed(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        see(kwargs)
         await converge(body, patch)
 
     @kopf.timer(*resource, registry=registry, interval=TICK, initial_delay=TICK)  # type: ignore[untyped-decorator]
-    async def resync(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    async def resync(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
         """Drift repair every resync interval; sooner while not converged or when a related object pokes it."""
+        see(kwargs)
         obj = as_object(body)
         if not runtime.due(plural, obj.key):
             return
         await converge(body, patch)
 
     @kopf.on.delete(*resource, registry=registry)  # type: ignore[untyped-decorator]
-    async def deleted(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    async def deleted(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+        see(kwargs)
         obj = as_object(body)
         async with runtime.lock(obj.uid):
             outcome = await finalize(obj, runtime.engine, runtime.clients)

@@ -1,0 +1,132 @@
+"""`runnet demo`: the operator building the reference topologies against the two stand-ins.
+
+Starts the GCP emulator (with the Cloud Run services the examples use) and the Kubernetes
+stand-in, runs the operator in process, applies the examples, waits for Ready and prints what
+`kubectl get` and gcloud show. With ``serve`` it keeps everything running for exploring by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.cloud import run_v2
+
+from runnet.emulator.gcp import EmulatorConfig
+from runnet.emulator.stack import Stack
+from runnet.runtime import OperatorSettings, run_operator
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EGRESS_PROJECT, PRODUCER, REGION = "my-project", "producer-project", "asia-northeast1"
+
+Say = Callable[[str], None]
+
+
+def documents(name: str) -> list[dict[str, Any]]:
+    path = EXAMPLES / name
+    if not path.exists():
+        raise SystemExit(f"{path} not found: run the demo from a runnet source checkout (make demo)")
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def deploy(stack: Stack, project: str, name: str) -> None:
+    """A Cloud Run service as a user would have deployed it before using runnet."""
+    service = run_v2.Service(
+        template=run_v2.RevisionTemplate(
+            containers=[run_v2.Container(image="us-docker.pkg.dev/cloudrun/container/hello")]
+        )
+    )
+    parent = f"projects/{project}/locations/{REGION}"
+    operation = stack.clients.run_services.create_service(parent=parent, service=service, service_id=name)
+    operation.result(timeout=60)  # type: ignore[no-untyped-call]
+
+
+async def run_demo(say: Say = print, *, serve: bool = False, latency: float = 0.2) -> None:
+    stack = Stack(EmulatorConfig(operation_latency=latency))
+    await asyncio.to_thread(stack.start)
+    say(f"GCP emulator:        {stack.gcp.base_url}  (operations take {latency:.1f} s)")
+    say(f"Kubernetes stand-in: {stack.kube_url}  (KUBECONFIG={stack.kubeconfig})")
+    await asyncio.to_thread(deploy, stack, EGRESS_PROJECT, "direct-vpc-egress")
+    with_psc = (EXAMPLES / "psc-export.yaml").exists()
+    if with_psc:
+        await asyncio.to_thread(deploy, stack, PRODUCER, "hello-service")
+    stop = asyncio.Event()
+    settings = OperatorSettings(kubeconfig=str(stack.kubeconfig), gcp_endpoint=stack.gcp.base_url, resync_interval=30)
+    operator = asyncio.create_task(run_operator(settings, stop_flag=stop))
+    try:
+        await _egress(stack, say)
+        if with_psc:
+            await _psc(stack, say)
+        if serve:
+            _explain(stack, say)
+            await asyncio.Event().wait()
+    finally:
+        stop.set()
+        await asyncio.wait_for(operator, 30)
+        await asyncio.to_thread(stack.stop)
+
+
+async def _apply_and_wait(stack: Stack, example: str, say: Say) -> None:
+    for body in documents(example):
+        say(f"$ kubectl apply -f examples/{example}   # {body['kind']} {body['metadata']['name']}")
+        await asyncio.to_thread(stack.apply, body)
+    for body in documents(example):
+        await asyncio.to_thread(stack.wait_ready, body["kind"], body["metadata"]["name"], 120)
+
+
+async def _egress(stack: Stack, say: Say) -> None:
+    say("\n== Fixed egress IP for Cloud Run (EgressGateway) ==")
+    await _apply_and_wait(stack, "egress-fixed-ip.yaml", say)
+    say("$ kubectl get egressgateways")
+    say(stack.table("EgressGateway"))
+    say("$ gcloud compute addresses describe static-ip --region=asia-northeast1 --format='get(address)'")
+    say(_gcloud(stack, ["compute", "addresses", "describe", "static-ip", f"--region={REGION}",
+                        f"--project={EGRESS_PROJECT}", "--format=get(address)"])
+        or stack.clients.addresses.get(project=EGRESS_PROJECT, region=REGION, address="static-ip").address)  # fmt: skip
+
+
+async def _psc(stack: Stack, say: Say) -> None:
+    say("\n== Cloud Run published over Private Service Connect (PSCExport + PSCEndpoint) ==")
+    await _apply_and_wait(stack, "psc-export.yaml", say)
+    await _apply_and_wait(stack, "psc-endpoint.yaml", say)
+    await asyncio.to_thread(_wait_accepted, stack)
+    say("$ kubectl get pscexports")
+    say(stack.table("PSCExport"))
+    say("$ kubectl get pscendpoints")
+    say(stack.table("PSCEndpoint"))
+    export = stack.get("PSCExport", "hello") or {}
+    say(f"attachment URI: {export.get('status', {}).get('serviceAttachment', '')}")
+
+
+def _wait_accepted(stack: Stack, timeout: float = 15) -> None:
+    """The endpoint's connection shows on the export's side too (the operator pokes the export)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (stack.get("PSCExport", "hello") or {}).get("status", {}).get("accepted", 0) >= 1:
+            return
+        time.sleep(0.1)
+    raise TimeoutError("the PSCExport does not show the endpoint's ACCEPTED connection")
+
+
+def _gcloud(stack: Stack, args: list[str]) -> str:
+    """gcloud's own output when it is installed (empty otherwise)."""
+    if not shutil.which("gcloud"):
+        return ""
+    done = subprocess.run(["gcloud", *args], env=stack.gcloud_env(), capture_output=True, text=True, check=False)
+    return done.stdout.strip()
+
+
+def _explain(stack: Stack, say: Say) -> None:
+    say("\nEverything keeps running; explore it by hand, Ctrl-C to stop:")
+    say(f"  export KUBECONFIG={stack.kubeconfig}")
+    say("  kubectl get egressgateways,pscexports,pscendpoints")
+    say(f"  export CLOUDSDK_CONFIG={stack.workdir / 'gcloud'}")
+    say("  gcloud config set auth/disable_credentials true")
+    say(f"  gcloud config set api_endpoint_overrides/compute {stack.gcp.base_url}/compute/v1/")
+    say(f"  gcloud compute routers get-status router-cloud-run --region={REGION} --project={EGRESS_PROJECT}")

@@ -1,0 +1,175 @@
+"""Both stand-ins together, as the demo, the end-to-end tests and the benchmarks use them.
+
+A GCP emulator and a Kubernetes stand-in (with runnet's CRDs installed from the models), each in
+its own thread, a kubeconfig for them, and blocking helpers to apply, read and wait on objects
+the way a user does with kubectl.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import requests
+
+from runnet.api import crds
+from runnet.api.common import GROUP, VERSION
+from runnet.emulator.gcp import EmulatorConfig, EmulatorThread, GCPEmulator
+from runnet.emulator.kube import KubeEmulator, KubeEmulatorThread, write_kubeconfig
+from runnet.gcp.clients import Clients, GCPSettings
+
+PLURALS = {info.kind: info.plural for info in crds.KINDS}
+TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
+
+
+class Stack:
+    def __init__(self, gcp_config: EmulatorConfig | None = None, workdir: Path | None = None) -> None:
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="runnet-"))
+        self._gcp_thread = EmulatorThread(gcp_config or EmulatorConfig())
+        self._kube_thread = KubeEmulatorThread()
+        self.gcp: GCPEmulator
+        self.kube: KubeEmulator
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.clients: Clients
+        self.api: kubernetes.client.CustomObjectsApi
+
+    def start(self) -> Stack:
+        self.gcp = self._gcp_thread.start()
+        self.kube = self._kube_thread.start()
+        for info in crds.KINDS:
+            self._install(crds.crd(info))
+        write_kubeconfig(self.kubeconfig, self.kube_url)
+        self.clients = Clients(GCPSettings(endpoint=self.gcp.base_url))
+        api_client = kubernetes.config.new_client_from_config(str(self.kubeconfig))  # type: ignore[no-untyped-call]
+        self.api = kubernetes.client.CustomObjectsApi(api_client)
+        return self
+
+    def _install(self, crd: dict[str, Any]) -> None:
+        self._kube_thread.call(lambda: self.kube.apply_crd(crd))
+
+    def stop(self) -> None:
+        self._kube_thread.stop()
+        self._gcp_thread.stop()
+
+    @property
+    def kube_url(self) -> str:
+        return str(self.kube.base_url)
+
+    # -- objects ----------------------------------------------------------------------------------
+
+    def apply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create the object, or replace its spec when it exists (like kubectl apply)."""
+        plural = PLURALS[body["kind"]]
+        ns = body["metadata"].get("namespace", "default")
+        try:
+            return self.api.create_namespaced_custom_object(GROUP, VERSION, ns, plural, body)  # type: ignore[no-any-return,return-value]
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 409:
+                raise
+        patch = {"spec": body["spec"]}
+        return self.api.patch_namespaced_custom_object(GROUP, VERSION, ns, plural, body["metadata"]["name"], patch)  # type: ignore[no-any-return,return-value]
+
+    def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        try:
+            return self.api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)  # type: ignore[no-any-return,return-value]
+        except kubernetes.client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def delete(self, kind: str, name: str, namespace: str = "default") -> None:
+        self.api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+
+    def condition(self, kind: str, name: str, type_: str = "Ready", namespace: str = "default") -> dict[str, Any]:
+        obj = self.get(kind, name, namespace) or {}
+        return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
+
+    def wait_ready(self, kind: str, name: str, timeout: float = 60, namespace: str = "default") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            obj = self.get(kind, name, namespace) or {}
+            status = obj.get("status", {})
+            ready: dict[str, Any] = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+            if ready.get("status") == "True" and status.get("observedGeneration") == obj["metadata"].get("generation"):
+                return obj
+            time.sleep(0.1)
+        raise TimeoutError(f"{kind} {namespace}/{name} not Ready after {timeout:.0f} s: {self.condition(kind, name)}")
+
+    def wait_gone(self, kind: str, name: str, timeout: float = 60, namespace: str = "default") -> None:
+        deadline = time.monotonic() + timeout
+        while self.get(kind, name, namespace) is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{kind} {namespace}/{name} still there after {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def table(self, kind: str, namespace: str = "default") -> str:
+        """What ``kubectl get <kind>`` prints, from the API server's Table (the printer columns)."""
+        url = f"{self.kube_url}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}"
+        table = requests.get(url, headers={"Accept": TABLE}, timeout=10).json()
+        columns = [c for c in table["columnDefinitions"] if c.get("priority", 0) == 0]
+        keep = [i for i, c in enumerate(table["columnDefinitions"]) if c.get("priority", 0) == 0]
+        rows = [[_cell(row["cells"][i], table["columnDefinitions"][i]) for i in keep] for row in table["rows"]]
+        header = [c["name"].upper() for c in columns]
+        widths = [max(len(str(v)) for v in column) for column in zip(header, *rows, strict=True)]
+        lines = [
+            "   ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() for line in [header, *rows]
+        ]
+        return "\n".join(lines)
+
+    # -- command-line tools -----------------------------------------------------------------------
+
+    def kubectl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "KUBECACHEDIR": str(self.workdir / "kube-cache")}
+        return subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+    def gcloud_env(self) -> dict[str, str]:
+        """Environment for a gcloud aimed at the GCP emulator (a throwaway config directory)."""
+        config = self.workdir / "gcloud"
+        env = {**os.environ, "CLOUDSDK_CONFIG": str(config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
+        if not config.exists() and shutil.which("gcloud"):
+            for setting, value in (
+                ("auth/disable_credentials", "true"),
+                ("api_endpoint_overrides/compute", f"{self.gcp.base_url}/compute/v1/"),
+                ("api_endpoint_overrides/run", f"{self.gcp.base_url}/"),
+            ):
+                subprocess.run(["gcloud", "config", "set", setting, value], env=env, capture_output=True, check=False)
+        return env
+
+
+def _cell(value: Any, column: dict[str, Any]) -> str:
+    if value is None or value == "":
+        return "<none>" if column.get("type") != "date" else "<unknown>"
+    if column.get("type") == "date":
+        return age(str(value))
+    return str(value)
+
+
+def age(timestamp: str) -> str:
+    try:
+        then = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return timestamp
+    seconds = int((dt.datetime.now(dt.UTC) - then).total_seconds())
+    if seconds < 120:
+        return f"{max(seconds, 0)}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+@contextmanager
+def running_stack(gcp_config: EmulatorConfig | None = None, workdir: Path | None = None) -> Iterator[Stack]:
+    stack = Stack(gcp_config, workdir).start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
