@@ -214,3 +214,30 @@ async def test_unknown_paths_answer_like_the_api_server(http: Http) -> None:
     assert status == 404 and body["message"] == "the server could not find the requested resource"
     async with aiohttp.ClientSession() as session, session.get(f"{http.base}/openapi/v2") as rsp:
         assert rsp.status == 404  # real servers answer protobuf only; clients take 404 as "none"
+
+
+CRD_PATH = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+
+async def test_tightened_schemas_ratchet_unchanged_values(http: Http) -> None:
+    await http.create(widget())  # size: 3, the default
+    crd = await http.get(f"{CRD_PATH}/widgets.test.runnet.dev")
+    size = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["size"]
+    size["maximum"] = 2
+    status, body, _ = await http.call("PUT", f"{CRD_PATH}/widgets.test.runnet.dev", crd)
+    assert status == 422 and "default: Invalid value: 3" in body["message"]  # a default must pass its schema
+    size["default"] = 1
+    status, body, _ = await http.call("PUT", f"{CRD_PATH}/widgets.test.runnet.dev", crd)
+    assert status == 200, body
+    status, body, _ = await http.merge(f"{WIDGETS}/w1", {"spec": {"color": "blue"}})
+    assert status == 200  # size 3 is now too big, but unchanged: ratcheted
+    status, body, _ = await http.merge(f"{WIDGETS}/w1", {"spec": {"size": 4}})
+    assert status == 422 and "spec.size in body should be less than or equal to 2" in body["message"]
+
+
+async def test_object_names_are_checked(http: Http) -> None:
+    status, body, _ = await http.call("POST", WIDGETS, widget("Bad_Name"))
+    assert status == 422 and body["details"]["causes"][0]["field"] == "metadata.name"
+    assert "a lowercase RFC 1123 subdomain" in body["message"]
+    status, body, _ = await http.call("POST", WIDGETS, {**widget(), "metadata": {"generateName": "w-"}})
+    assert status == 201 and body["metadata"]["name"].startswith("w-")

@@ -156,6 +156,8 @@ def _run(rule: dict[str, Any], value: Any, old: Any, schema: dict[str, Any], pat
     text = rule.get("rule", "")
     if is_transition(rule) and old is MISSING:
         return None
+    if not is_transition(rule) and old is not MISSING and value == old:
+        return None  # ratcheting: a rule is not re-checked against a value that did not change
     field = _field(path, rule.get("fieldPath", ""))
     try:
         result = evaluate(text, value, old if is_transition(rule) else MISSING)

@@ -11,6 +11,7 @@ from runnet.emulator.kube import cel
 from runnet.emulator.kube.errors import Cause, invalid_value, required
 from runnet.emulator.kube.meta import now
 from runnet.emulator.kube.registry import AGE_COLUMN, META_FIELDS, ResourceType
+from runnet.emulator.kube.schema import default_causes
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
 
@@ -82,7 +83,7 @@ def _check_version(version: dict[str, Any], path: str) -> list[Cause]:
     schema = (version.get("schema") or {}).get("openAPIV3Schema")
     if not isinstance(schema, dict):
         return [required(f"{path}.schema.openAPIV3Schema", "schemas are required")]
-    causes = []
+    causes = default_causes(schema, f"{path}.schema.openAPIV3Schema")
     for where, rule in cel.schema_rules(schema, f"{path}.schema.openAPIV3Schema"):
         for key in ("rule", "messageExpression"):
             if not rule.get(key):

@@ -267,7 +267,7 @@ class Objects:
     def _validate(self, rt: ResourceType, new: dict[str, Any], old: dict[str, Any] | None, causes: list[Cause]) -> None:
         causes = meta.name_causes(rt, new["metadata"]) + meta.label_causes(new["metadata"]) + causes
         if rt.schema is not None:
-            found = schema.validate(new, rt.schema)
+            found = schema.validate(new, rt.schema, old)
             causes += found or cel.check(new, rt.schema, old if old is not None else cel.MISSING)
         if causes:
             raise invalid(rt.group, rt.kind, new["metadata"].get("name", ""), causes)

@@ -218,15 +218,61 @@ def _validator_for(schema: dict[str, Any]) -> Any:
     return cached[1]
 
 
-def validate(obj: dict[str, Any], schema: dict[str, Any]) -> list[Cause]:
-    """Schema errors of an object, worded as the API server words them."""
+def validate(obj: dict[str, Any], schema: dict[str, Any], old: dict[str, Any] | None = None) -> list[Cause]:
+    """Schema errors of an object, worded as the API server words them.
+
+    On updates, errors about values that did not change are dropped (CRD validation ratcheting,
+    on by default since Kubernetes 1.30), so tightening a schema does not wedge existing objects.
+    """
+    meta = obj.get("metadata") or {}
+    # CRD schemas may only constrain metadata.name and generateName; the rest is ObjectMeta's business.
     body = {k: v for k, v in obj.items() if k != "metadata"}
+    body["metadata"] = {k: meta[k] for k in ("name", "generateName") if k in meta}
     causes: list[Cause] = []
     for error in _validator_for(schema).iter_errors(body):
         causes.extend(_cause(error))
     causes.extend(list_type_causes(body, schema, ""))
+    if old is not None:
+        causes = [c for c in causes if not _unchanged(c, obj, old)]
     unique = list(dict.fromkeys(causes))
     return sorted(unique, key=lambda c: c.field)
+
+
+def default_causes(schema: dict[str, Any], path: str) -> list[Cause]:
+    """Defaults that their own schema rejects (the API server refuses such a CRD)."""
+    causes = []
+    if "default" in schema:
+        for error in _validator_for(schema).iter_errors(schema["default"]):
+            causes.append(invalid_value(f"{path}.default", schema["default"], error.message))
+    for name, sub in (schema.get("properties") or {}).items():
+        causes.extend(default_causes(sub, f"{path}.properties[{name}]"))
+    for key in ("items", "additionalProperties"):
+        if isinstance(schema.get(key), dict):
+            causes.extend(default_causes(schema[key], f"{path}.{key}"))
+    return causes
+
+
+_MISSING = object()
+
+
+def value_at(obj: Any, path: str) -> Any:
+    """The value at a field path like ``spec.items[2].name`` (a sentinel when absent)."""
+    for key, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", path):
+        if index and isinstance(obj, list) and int(index) < len(obj):
+            obj = obj[int(index)]
+        elif key and isinstance(obj, dict) and key in obj:
+            obj = obj[key]
+        else:
+            return _MISSING
+    return obj
+
+
+def _unchanged(cause: Cause, new: dict[str, Any], old: dict[str, Any]) -> bool:
+    path = cause.field
+    if cause.reason == "FieldValueRequired":  # a missing field: compare the object that lacks it
+        path = re.sub(r"(\.[^.\[\]]+|\[\d+\])$", "", path)
+    before = value_at(old, path)
+    return before is not _MISSING and before == value_at(new, path)
 
 
 def list_type_causes(value: Any, schema: dict[str, Any], path: str) -> list[Cause]:
