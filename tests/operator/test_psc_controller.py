@@ -585,3 +585,54 @@ async def test_export_ref_to_nothing_waits_without_writes(driver_factory, gcp) -
     assert "PSCExport default/nope does not exist" in driver.condition()["message"]
     assert gcp.log.writes() == []
     assert outcome.retry_after is not None
+
+
+def _foreign_load_balancer(clients: Clients) -> None:
+    regional = f"https://www.googleapis.com/compute/v1/projects/{PRODUCER}/regions/{REGION}"
+    _subnet(clients, PRODUCER, "other-subnet", "10.0.50.0/24", VPC)
+    neg = compute_v1.NetworkEndpointGroup(
+        name="other-neg",
+        network_endpoint_type="SERVERLESS",
+        cloud_run=compute_v1.NetworkEndpointGroupCloudRun(service="other"),
+    )
+    clients.network_endpoint_groups.insert(
+        project=PRODUCER, region=REGION, network_endpoint_group_resource=neg
+    ).result()
+    backend = compute_v1.BackendService(
+        name="other-bs",
+        load_balancing_scheme="INTERNAL_MANAGED",
+        protocol="HTTP",
+        backends=[compute_v1.Backend(group=f"{regional}/networkEndpointGroups/other-neg")],
+    )
+    clients.backend_services.insert(project=PRODUCER, region=REGION, backend_service_resource=backend).result()
+    url_map = compute_v1.UrlMap(name="other-map", default_service=f"{regional}/backendServices/other-bs")
+    clients.url_maps.insert(project=PRODUCER, region=REGION, url_map_resource=url_map).result()
+    proxy = compute_v1.TargetHttpProxy(name="other-proxy", url_map=f"{regional}/urlMaps/other-map")
+    clients.target_http_proxies.insert(project=PRODUCER, region=REGION, target_http_proxy_resource=proxy).result()
+    rule = compute_v1.ForwardingRule(
+        name="someone-elses-rule",
+        load_balancing_scheme="INTERNAL_MANAGED",
+        network=VPC,
+        subnetwork=f"{regional}/subnetworks/other-subnet",
+        target=f"{regional}/targetHttpProxies/other-proxy",
+        port_range="8080",
+    )
+    clients.forwarding_rules.insert(project=PRODUCER, region=REGION, forwarding_rule_resource=rule).result()
+
+
+async def test_proxy_only_subnet_outlives_other_load_balancers(driver_factory, service, clients, gcp) -> None:
+    topo = topology(driver_factory)
+    await topo.converge()
+    # Someone else's internal load balancer in the same network shares the proxy-only subnet.
+    _foreign_load_balancer(clients)
+    await topo.endpoint.finalize()
+    outcome = await topo.export.finalize()
+    assert outcome.retry_after is not None
+    cond = outcome.status["conditions"][0]
+    assert cond["reason"] == "Deleting" and "someone-elses-rule" in cond["message"], cond
+    assert gcp.store.get(f"projects/{PRODUCER}/regions/{REGION}/subnetworks/producer-proxy-subnet") is not None
+    clients.forwarding_rules.delete(project=PRODUCER, region=REGION, forwarding_rule="someone-elses-rule").result()
+    outcome = await topo.export.finalize()
+    assert gcp.store.get(f"projects/{PRODUCER}/regions/{REGION}/subnetworks/producer-proxy-subnet") is None
+    # The VPC itself stays until the other team's subnet is gone (GCP: in use).
+    assert "other-subnet" in outcome.status["conditions"][0]["message"]

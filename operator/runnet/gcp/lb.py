@@ -14,7 +14,7 @@ from typing import Any
 from google.cloud import compute_v1
 
 from runnet.engine import Adapter, Observation
-from runnet.gcp.calls import compute_write, find
+from runnet.gcp.calls import GCPCallError, compute_write, find
 from runnet.gcp.context import Context
 from runnet.gcp.network import COMPUTE, SubnetAdapter, tail
 
@@ -338,6 +338,27 @@ class ProxyOnlySubnetAdapter(SubnetAdapter):
             self.name, self.purpose = active[0].name, active[0].purpose
             return active[0]
         return named
+
+    def delete(self, observed: Observation) -> None:
+        """GCP refuses to delete a proxy-only subnet while a managed load balancer of the network uses it."""
+        users = self._managed_rules()
+        if users:
+            raise GCPCallError(
+                f"proxy-only subnet {self.name} is still used by forwarding rule {users[0]}: it is deleted once the "
+                "network's other managed load balancers in the region are gone (or set deletionPolicy: Orphan)",
+                retryable=True,
+                reason="resourceInUseByAnotherResource",
+            )
+        super().delete(observed)
+
+    def _managed_rules(self) -> list[str]:
+        c = self.ctx
+        request = compute_v1.ListForwardingRulesRequest(
+            project=c.project, region=c.region, filter="loadBalancingScheme = INTERNAL_MANAGED"
+        )
+        pages = find("listing forwarding rules", lambda: c.clients.forwarding_rules.list(request=request))
+        network = c.network_path(self.network)
+        return [r.name for r in pages or [] if tail(r.network) == network]
 
     def observe(self) -> Observation:
         obs = super().observe()
