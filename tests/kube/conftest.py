@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -52,6 +53,15 @@ class Http:
 
     async def merge(self, path: str, patch: Any) -> tuple[int, Any, Any]:
         return await self.call("PATCH", path, patch, "application/merge-patch+json")
+
+    async def watch(self, query: str, count: int, path: str = WIDGETS) -> list[dict[str, Any]]:
+        """The first ``count`` events of a watch (``query`` adds to ``watch=true``)."""
+        events = []
+        async with self.session.get(f"{self.base}{path}?watch=true&{query}") as rsp:
+            while len(events) < count:
+                line = await asyncio.wait_for(rsp.content.readline(), 3)
+                events.append(json.loads(line))
+        return events
 
 
 @pytest.fixture

@@ -6,10 +6,6 @@ subclass is caught here first.
 
 from __future__ import annotations
 
-import asyncio
-import json
-from typing import Any
-
 from runnet.emulator.kube import KubeEmulator
 from tests.kube.conftest import WIDGETS, Http, widget
 
@@ -88,23 +84,14 @@ async def test_list_has_kind_and_resource_version(http: Http) -> None:
     assert [i["metadata"]["name"] for i in listed["items"]] == ["w1"]
 
 
-async def _watch(http: Http, query: str, count: int) -> list[dict[str, Any]]:
-    events = []
-    async with http.session.get(f"{http.base}{WIDGETS}?watch=true&{query}") as rsp:
-        while len(events) < count:
-            line = await asyncio.wait_for(rsp.content.readline(), 3)
-            events.append(json.loads(line))
-    return events
-
-
 async def test_watch_resumes_from_a_resource_version_and_410s_when_too_old(http: Http, emu: KubeEmulator) -> None:
     await http.create(widget())
     listed = await http.get(WIDGETS)
     await http.merge(f"{WIDGETS}/w1", {"spec": {"size": 7}})
-    events = await _watch(http, f"resourceVersion={listed['metadata']['resourceVersion']}", 1)
+    events = await http.watch(f"resourceVersion={listed['metadata']['resourceVersion']}", 1)
     assert [(e["type"], e["object"]["spec"]["size"]) for e in events] == [("MODIFIED", 7)]
     emu.compact()
-    [gone] = await _watch(http, f"resourceVersion={listed['metadata']['resourceVersion']}", 1)
+    [gone] = await http.watch(f"resourceVersion={listed['metadata']['resourceVersion']}", 1)
     assert gone["type"] == "ERROR" and gone["object"]["code"] == 410 and gone["object"]["reason"] == "Expired"
 
 
@@ -114,7 +101,7 @@ async def test_watch_with_selector_sees_objects_enter_and_leave(http: Http) -> N
     await http.create(widget())
     await http.merge(f"{WIDGETS}/w1", {"metadata": {"labels": {"tier": "web"}}})
     await http.merge(f"{WIDGETS}/w1", {"metadata": {"labels": {"tier": "db"}}})
-    events = await _watch(http, f"resourceVersion={rv}&labelSelector=tier%3Dweb", 2)
+    events = await http.watch(f"resourceVersion={rv}&labelSelector=tier%3Dweb", 2)
     assert [e["type"] for e in events] == ["ADDED", "DELETED"]
 
 

@@ -241,3 +241,24 @@ async def test_object_names_are_checked(http: Http) -> None:
     assert "a lowercase RFC 1123 subdomain" in body["message"]
     status, body, _ = await http.call("POST", WIDGETS, {**widget(), "metadata": {"generateName": "w-"}})
     assert status == 201 and body["metadata"]["name"].startswith("w-")
+
+
+async def test_watch_initial_events_bookmark_and_single_objects(http: Http) -> None:
+    await http.create(widget("a"))
+    await http.create(widget("b"))
+    events = await http.watch("sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true", 3)
+    assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"]
+    assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    listed = await http.get(WIDGETS)
+    await http.merge(f"{WIDGETS}/a", {"spec": {"size": 2}})
+    await http.merge(f"{WIDGETS}/b", {"spec": {"size": 5}})
+    [only_b] = await http.watch(f"resourceVersion={listed['metadata']['resourceVersion']}", 1, f"{WIDGETS}/b")
+    assert only_b["object"]["metadata"]["name"] == "b" and only_b["object"]["spec"]["size"] == 5
+
+
+async def test_delete_collection_by_label(http: Http) -> None:
+    await http.create({**widget("a"), "metadata": {"name": "a", "labels": {"batch": "1"}}})
+    await http.create(widget("b"))
+    status, body, _ = await http.call("DELETE", f"{WIDGETS}?labelSelector=batch%3D1")
+    assert status == 200 and [i["metadata"]["name"] for i in body["items"]] == ["a"]
+    assert [i["metadata"]["name"] for i in (await http.get(WIDGETS))["items"]] == ["b"]
