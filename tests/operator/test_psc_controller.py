@@ -104,6 +104,7 @@ async def test_reference_topology_converges_with_the_consumer_accepted(driver_fa
     assert _invokers(clients) == {INVOKER}
     assert status["grantedInvokers"] == [INVOKER]
     assert {e.reason for e in topo.export.events} >= {"IngressNarrowed", "ConnectionAccepted"}
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Ready": "True", "ServiceReady": "True"}
     names = {(r["kind"], r["name"]) for r in status["resources"] if r["owned"]}
     assert ("ServiceAttachment", "hello-service-attachment") in names
     assert ("Subnetwork", "producer-proxy-subnet") in names

@@ -110,6 +110,12 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult) -> Outcome_
     ready = f"service attachment {short(link)} publishes Cloud Run service {spec.service}" if link else "ready"
     conds = obj.status.get("conditions", [])
     status["conditions"] = [ready_condition(conds, run, obj.generation, ready_message=ready)]
+    service = run.results["service/ingress"].observation
+    if service and service.exists:
+        serving, why = bool(service.outputs.get("serving")), str(service.outputs.get("health") or "")
+        message = f"Cloud Run service {spec.service} is serving" if serving else why
+        reason = "Serving" if serving else "NotServing"
+        status["conditions"].append(condition(conds, "ServiceReady", serving, reason, message, obj.generation))
     events = action_events(run, drift=converged_before(obj.status, obj.generation)) + connection_events(
         obj.status, conns
     )

@@ -72,8 +72,12 @@ class RunIngressAdapter(Adapter):
         if svc is None:
             return Observation(exists=False, invalid=missing_service(self.ctx, self.name))
         obs = Observation(exists=True, self_link=svc.name, body=svc, up_to_date=svc.ingress == self.ingress)
-        obs.ready, obs.message = readiness(svc)
-        obs.outputs["ingress"] = Ingress(svc.ingress).name
+        # Only a rollout in progress holds the export back: a failed latest revision leaves the last
+        # ready one serving, and redeploying it is the service owner's call (reported, not retried).
+        serving, why = readiness(svc)
+        obs.ready = not (svc.reconciling or svc.observed_generation < svc.generation)
+        obs.message = "" if obs.ready else why
+        obs.outputs.update(ingress=Ingress(svc.ingress).name, serving=serving, health=why)
         return obs
 
     def create(self) -> None:
