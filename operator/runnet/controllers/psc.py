@@ -109,16 +109,30 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult) -> Outcome_
     }
     ready = f"service attachment {short(link)} publishes Cloud Run service {spec.service}" if link else "ready"
     conds = obj.status.get("conditions", [])
-    status["conditions"] = [ready_condition(conds, run, obj.generation, ready_message=ready)]
+    status["conditions"] = [
+        ready_condition(conds, run, obj.generation, ready_message=ready),
+        *_service_condition(obj, spec, run),
+    ]
+    events = action_events(run, drift=converged_before(obj.status, obj.generation))
+    events += connection_events(obj.status, conns) + _export_notes(obj, spec, run)
+    return Outcome_(status=status, events=events, retry_after=_retry(run))
+
+
+def _service_condition(obj: Object, spec: PSCExportSpec, run: RunResult) -> list[dict[str, Any]]:
+    """ServiceReady: whether the Cloud Run service serves (its failing revisions are its owner's to fix)."""
     service = run.results["service/ingress"].observation
-    if service and service.exists:
-        serving, why = bool(service.outputs.get("serving")), str(service.outputs.get("health") or "")
-        message = f"Cloud Run service {spec.service} is serving" if serving else why
-        reason = "Serving" if serving else "NotServing"
-        status["conditions"].append(condition(conds, "ServiceReady", serving, reason, message, obj.generation))
-    events = action_events(run, drift=converged_before(obj.status, obj.generation)) + connection_events(
-        obj.status, conns
-    )
+    if not (service and service.exists):
+        return []
+    serving, why = bool(service.outputs.get("serving")), str(service.outputs.get("health") or "")
+    message = f"Cloud Run service {spec.service} is serving" if serving else why
+    reason = "Serving" if serving else "NotServing"
+    conds = obj.status.get("conditions", [])
+    return [condition(conds, "ServiceReady", serving, reason, message, obj.generation)]
+
+
+def _export_notes(obj: Object, spec: PSCExportSpec, run: RunResult) -> list[Event]:
+    """Events for what this pass noticed: ingress narrowed, an existing proxy-only subnet reused."""
+    events = []
     ingress = run.results["service/ingress"].node.adapter
     if isinstance(ingress, RunIngressAdapter) and ingress.narrowed_from:
         events.append(
@@ -129,10 +143,10 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult) -> Outcome_
                 f"INGRESS_TRAFFIC_{spec.ingress.value}; deleting the export will not widen it again",
             )
         )
-    if reused and not obj.status.get("proxyOnlySubnet", {}).get("reused"):
-        message = proxy.observation.message if proxy.observation else ""
-        events.append(Event("Normal", "ProxyOnlySubnetReused", message))
-    return Outcome_(status=status, events=events, retry_after=_retry(run))
+    proxy = run.results["subnet/proxyOnly"].observation
+    if proxy and proxy.outputs.get("reused") and not obj.status.get("proxyOnlySubnet", {}).get("reused"):
+        events.append(Event("Normal", "ProxyOnlySubnetReused", proxy.message))
+    return events
 
 
 def connection_events(previous: Mapping[str, Any], conns: list[dict[str, str]]) -> list[Event]:

@@ -159,6 +159,19 @@ def desired_attachment(spec: PSCExportSpec, ctx: Context, names: ExportNames) ->
 def build_export(spec: PSCExportSpec, ctx: Context, *, export: str, name: str) -> list[Node]:
     """The nodes of one export; ``export`` is its namespace/name, ``name`` its metadata.name."""
     names = export_names(spec, name)
+    return [
+        *_subnet_nodes(spec, ctx),
+        *_load_balancer_nodes(spec, ctx, names),
+        Node(
+            "attachment",
+            ServiceAttachmentAdapter(ctx, names.attachment, desired=desired_attachment(spec, ctx, names)),
+            depends_on=["forwardingRule", "subnet/pscNat"],
+        ),
+        *service_nodes(spec, ctx, export=export),
+    ]
+
+
+def _subnet_nodes(spec: PSCExportSpec, ctx: Context) -> list[Node]:
     net, subnets = spec.network.name, spec.subnets
     lb_subnet = SubnetAdapter(
         ctx,
@@ -179,12 +192,26 @@ def build_export(spec: PSCExportSpec, ctx: Context, *, export: str, name: str) -
         field="spec.subnets.pscNat",
         purpose="PRIVATE_SERVICE_CONNECT",
     )
-    path = ctx.regional_path
     return [
         Node("network", NetworkAdapter(ctx, net)),
         Node("subnet/loadBalancer", lb_subnet, depends_on=["network"]),
         Node("subnet/proxyOnly", proxy_subnet, depends_on=["network"]),
         Node("subnet/pscNat", nat_subnet, depends_on=["network"]),
+    ]
+
+
+def _load_balancer_nodes(spec: PSCExportSpec, ctx: Context, names: ExportNames) -> list[Node]:
+    """NEG → backend service → URL map → proxy, independent of the subnets; then the forwarding rule."""
+    path = ctx.regional_path
+    rule = InternalRuleAdapter(
+        ctx,
+        names.forwarding_rule,
+        network=spec.network.name,
+        subnet=spec.subnets.load_balancer.name,
+        proxy=path("targetHttpProxies", names.target_proxy),
+        port=spec.load_balancer.port,
+    )
+    return [
         Node("neg", ServerlessNegAdapter(ctx, names.neg, service=spec.service)),
         Node(
             "backendService",
@@ -201,24 +228,7 @@ def build_export(spec: PSCExportSpec, ctx: Context, *, export: str, name: str) -
             TargetHttpProxyAdapter(ctx, names.target_proxy, url_map=path("urlMaps", names.url_map)),
             depends_on=["urlMap"],
         ),
-        Node(
-            "forwardingRule",
-            InternalRuleAdapter(
-                ctx,
-                names.forwarding_rule,
-                network=net,
-                subnet=subnets.load_balancer.name,
-                proxy=path("targetHttpProxies", names.target_proxy),
-                port=spec.load_balancer.port,
-            ),
-            depends_on=["targetProxy", "subnet/loadBalancer", "subnet/proxyOnly"],
-        ),
-        Node(
-            "attachment",
-            ServiceAttachmentAdapter(ctx, names.attachment, desired=desired_attachment(spec, ctx, names)),
-            depends_on=["forwardingRule", "subnet/pscNat"],
-        ),
-        *service_nodes(spec, ctx, export=export),
+        Node("forwardingRule", rule, depends_on=["targetProxy", "subnet/loadBalancer", "subnet/proxyOnly"]),
     ]
 
 
