@@ -236,8 +236,8 @@ def test_serverless_neg_shapes(clients: Clients) -> None:
     assert sorted(n.name for n in listed) == ["app", "mask"]
 
 
-def test_forwarding_rule_labels_patch_and_target(clients: Clients, gcp: GCPEmulator) -> None:
-    p = t.producer(clients)
+def test_forwarding_rule_labels_and_patch(clients: Clients) -> None:
+    t.producer(clients)
     name = "hello-forwarding-rule"
     rule = clients.forwarding_rules.get(project=P, region=R, forwarding_rule=name)
     labels = compute_v1.RegionSetLabelsRequest(labels={"team": "a"}, label_fingerprint="c3RhbGU=")
@@ -271,6 +271,10 @@ def test_forwarding_rule_labels_patch_and_target(clients: Clients, gcp: GCPEmula
             forwarding_rule_resource=compute_v1.ForwardingRule(port_range="8080"),
         )
 
+
+def test_forwarding_rule_set_target(clients: Clients, gcp: GCPEmulator) -> None:
+    p = t.producer(clients)
+    name = "hello-forwarding-rule"
     proxy = compute_v1.TargetHttpProxy(name="second-proxy", url_map=p.url_map)
     clients.target_http_proxies.insert(project=P, region=R, target_http_proxy_resource=proxy).result()
     target = compute_v1.TargetReference(target=t.link(P, "targetHttpProxies", "second-proxy"))

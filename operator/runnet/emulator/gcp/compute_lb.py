@@ -110,6 +110,20 @@ def reference(call: Call, body: dict[str, Any], field: str, collection: str, *, 
     return path
 
 
+def _updated(call: Call, coll: Collection, build: Build, *, replace: bool, keep: tuple[str, ...]) -> Resource:
+    """The resource after a PATCH (merge) or PUT (replace), validated like an insert."""
+    old = coll.get(call)
+    check_fingerprint(call, old, coll.path(call, old["name"]))
+    # Merge patch: a field sent as [] or null clears it (echo drops those after merging).
+    sent = {k: v for k, v in (call.body if isinstance(call.body, dict) else {}).items() if k not in OUTPUT_ONLY}
+    body = echo({**sent, "name": old["name"]} if replace else {**echo(old), **sent, "name": old["name"]})
+    new = build(call, body, coll.path(call, old["name"]))
+    for field in ("id", "creationTimestamp", *keep):
+        new[field] = old[field]
+    refresh_fingerprint(new)
+    return new
+
+
 def register_updates(
     emu: GCPEmulator,
     coll: Collection,
@@ -121,21 +135,14 @@ def register_updates(
 ) -> None:
     """patch (merge) and update (replace), both requiring the current fingerprint (412 otherwise).
 
-    ``keep`` names server-assigned fields that survive an update (besides id and creation time).
+    ``keep`` names server-assigned fields that survive an update (besides id and creation time);
+    ``after`` runs once the new version is stored (when the operation completes).
     """
 
     def handler(replace: bool) -> Callable[[Call], Any]:
         async def update(call: Call) -> Any:
-            old = coll.get(call)
-            path = coll.path(call, old["name"])
-            check_fingerprint(call, old, path)
-            # Merge patch: a field sent as [] or null clears it (echo drops those after merging).
-            sent = {k: v for k, v in (call.body if isinstance(call.body, dict) else {}).items() if k not in OUTPUT_ONLY}
-            body = echo({**sent, "name": old["name"]} if replace else {**echo(old), **sent, "name": old["name"]})
-            new = build(call, body, path)
-            for field in ("id", "creationTimestamp", *keep):
-                new[field] = old[field]
-            refresh_fingerprint(new)
+            new = _updated(call, coll, build, replace=replace, keep=keep)
+            path = coll.path(call, new["name"])
 
             def apply() -> None:
                 call.emu.store.put(path, new)
@@ -143,17 +150,16 @@ def register_updates(
                     after(call, path, new)
 
             kind = "update" if replace else "patch"
-            return call.compute_operation(operation_type=kind, target_path=path, apply=apply, target_id=old["id"])
+            return call.compute_operation(operation_type=kind, target_path=path, apply=apply, target_id=new["id"])
 
         return update
 
     for method in methods:
-        replace = method == "PUT"
-        verb = "update" if replace else "patch"
+        verb = "update" if method == "PUT" else "patch"
         emu.route(
             method,
             coll.pattern("/{name}"),
-            handler(replace),
+            handler(method == "PUT"),
             method_id=f"{coll.method_prefix}.{verb}",
             permission=f"{coll.permission_prefix}.update",
             mutating=True,
