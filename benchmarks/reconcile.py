@@ -20,11 +20,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from runnet.controllers import egress  # noqa: E402
-from runnet.emulator.gcp import EmulatorConfig, EmulatorThread, GCPEmulator  # noqa: E402
-from runnet.engine import Engine  # noqa: E402
-from runnet.gcp.clients import Clients, GCPSettings  # noqa: E402
-from tests.operator.conftest import Driver, deploy_service, example  # noqa: E402
+from tests.operator.conftest import Driver, deploy_service, example
+
+from runnet.controllers import egress
+from runnet.emulator.gcp import EmulatorConfig, EmulatorThread, GCPEmulator
+from runnet.engine import Engine
+from runnet.gcp.clients import Clients, GCPSettings
 
 PROJECT, REGION = "my-project", "asia-northeast1"
 # network -> subnet/router -> NAT (router patch) -> Cloud Run service update.
@@ -48,7 +49,7 @@ def gateway(i: int) -> dict[str, Any]:
 async def until_ready(driver: Driver) -> float:
     start = time.perf_counter()
     for _ in range(20):
-        outcome = await driver.reconcile()
+        await driver.reconcile()
         if driver.condition()["status"] == "True":
             return time.perf_counter() - start
         await asyncio.sleep(0.1)
