@@ -227,6 +227,8 @@ class GCPEmulator:
                     body = json.loads(raw)
                 except json.JSONDecodeError as exc:
                     raise GCPError(400, "parseError", f"Invalid JSON payload received. {exc.msg}.") from exc
+            if route.api == "compute":
+                body = google_urls(body, f"{request.scheme}://{request.host}/compute/v1/")
             call = Call(self, route, request, body)
             response = await self._handle(route, call)
         except GCPError as exc:
@@ -411,9 +413,7 @@ class GCPEmulator:
         scope = f"regions/{region}" if region else "global"
         prefix = f"projects/{call.project}/{scope}/operations/"
         kind = "compute#operationList"
-        return compute_list(
-            call, kind, [self.render(op) for op in self.operations.under(prefix)], prefix.rstrip("/")
-        )
+        return compute_list(call, kind, [self.render(op) for op in self.operations.under(prefix)], prefix.rstrip("/"))
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         api = "run" if request.path.startswith("/v2/") else "compute"
@@ -495,13 +495,27 @@ def filter_items(items: list[Resource], expression: str) -> list[Resource]:
     return items
 
 
+def google_urls(value: Any, own_base: str) -> Any:
+    """References to the emulator's own URL, as GCP would have received them.
+
+    gcloud resolves names against its endpoint override, so it sends ``http://127.0.0.1:PORT/
+    compute/v1/projects/...``; echoed as sent, that would leak into stored fields (natIps,
+    subnetwork) where GCP shows ``https://www.googleapis.com/compute/v1/...``.
+    """
+    if isinstance(value, str):
+        return ids.COMPUTE_BASE + value[len(own_base) :] if value.startswith(own_base) else value
+    if isinstance(value, list):
+        return [google_urls(item, own_base) for item in value]
+    if isinstance(value, dict):
+        return {key: google_urls(item, own_base) for key, item in value.items()}
+    return value
+
+
 def _injected(code: int) -> GCPError:
     if code == 429:
         return GCPError(429, "rateLimitExceeded", "Rate Limit Exceeded (injected by the emulator)")
     if code == 503:
-        return GCPError(
-            503, "backendError", "The service is currently unavailable (injected by the emulator)"
-        )
+        return GCPError(503, "backendError", "The service is currently unavailable (injected by the emulator)")
     return GCPError(500, "backendError", "Internal error (injected by the emulator)")
 
 
