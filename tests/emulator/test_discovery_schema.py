@@ -255,3 +255,34 @@ def test_an_unserved_path_over_the_wire_is_reported() -> None:
         assert response.status_code == 404
         text = conformance.report(emu.log.snapshot())
     assert "GET /compute/v1/projects/p/global/nothingHere -> 404 [unserved]" in text
+
+
+def test_a_loopback_url_in_a_compute_response_is_reported() -> None:
+    leaked = mutated(ROUTER, "nats.0.natIps", ["http://127.0.0.1:41234/compute/v1/projects/p/regions/r/addresses/ip1"])
+    problems = conformance.entry_problems(entry("compute.routers.get", leaked))
+    assert problems == [
+        "$.nats[0].natIps[0]: the emulator's own address leaked into a response: "
+        "'http://127.0.0.1:41234/compute/v1/projects/p/regions/r/addresses/ip1'"
+    ]
+    relative = mutated(ROUTER, "nats.0.natIps", ["projects/p/regions/r/addresses/ip1"])
+    assert conformance.entry_problems(entry("compute.routers.get", relative)) == []
+
+
+def test_references_to_the_emulators_own_url_come_back_as_google_urls(gcp: GCPEmulator) -> None:
+    """gcloud sends names resolved against its endpoint override; GCP shows www.googleapis.com URLs."""
+    own = f"{gcp.base_url}/compute/v1/projects/p"
+    posts = [
+        ("global/networks", {"name": "n1", "autoCreateSubnetworks": False}),
+        (
+            "regions/us-central1/subnetworks",
+            {"name": "s1", "network": f"{own}/global/networks/n1", "ipCidrRange": "10.0.0.0/24"},
+        ),
+        (
+            "regions/us-central1/addresses",
+            {"name": "a1", "addressType": "INTERNAL", "subnetwork": f"{own}/regions/us-central1/subnetworks/s1"},
+        ),
+    ]
+    for collection, body in posts:
+        assert requests.post(f"{own}/{collection}", json=body, timeout=5).status_code == 200
+    address = requests.get(f"{own}/regions/us-central1/addresses/a1", timeout=5).json()
+    assert address["subnetwork"] == f"{LINK}/subnetworks/s1"

@@ -40,7 +40,8 @@ def test_fixed_egress_ip_sequence(gcp: GCPEmulator, gcloud: Gcloud) -> None:
 
     router = gcloud.json(f"compute routers describe router-cloud-run {R1}")
     [nat] = router["nats"]
-    assert nat["natIps"][0].endswith("/regions/asia-northeast1/addresses/static-ip")
+    address = gcloud.json(f"compute addresses describe static-ip {R1}")
+    assert nat["natIps"] == [address["selfLink"]]  # what gcloud shows on real GCP, not the endpoint override
     assert (nat["natIpAllocateOption"], nat["sourceSubnetworkIpRangesToNat"]) == (
         "MANUAL_ONLY",
         "ALL_SUBNETWORKS_ALL_IP_RANGES",
@@ -49,7 +50,6 @@ def test_fixed_egress_ip_sequence(gcp: GCPEmulator, gcloud: Gcloud) -> None:
     assert patches and "creationTimestamp" in patches[0].request_body  # gcloud PATCHes the whole router
     assert any(e.method_id == "compute.regionOperations.wait" for e in gcp.log.snapshot())
 
-    address = gcloud.json(f"compute addresses describe static-ip {R1}")
     assert (address["status"], address["users"]) == ("IN_USE", [router["selfLink"]])
     status = gcloud.json(f"compute routers get-status router-cloud-run {R1}")
     assert status["result"]["natStatus"][0]["userAllocatedNatIps"] == [ip]
@@ -186,6 +186,18 @@ def check_psc_updates_and_errors(gcloud: Gcloud) -> None:
     assert [(a["projectIdOrNum"], a["connectionLimit"]) for a in accept] == [(C, 20)]
     listed = gcloud(f"compute service-attachments list --project={P} --format=value(name)").stdout.split()
     assert listed == ["hello-service-attachment"]
+
+    # List changes affect only new connections unless reconcileConnections is set (GCP docs,
+    # "About controlling access to published services").
+    update = f"compute service-attachments update hello-service-attachment {IN_P}"
+    gcloud(f"{update} --consumer-reject-list={C} --consumer-accept-list=")
+    [endpoint] = gcloud.json(sa)["connectedEndpoints"]
+    assert endpoint["status"] == "ACCEPTED"
+    gcloud(f"{update} --reconcile-connections")
+    [endpoint] = gcloud.json(sa)["connectedEndpoints"]
+    assert endpoint["status"] == "REJECTED"
+    rule = gcloud.json(f"compute forwarding-rules describe psc-endpoint {IN_C}")
+    assert rule["pscConnectionStatus"] == "REJECTED"
 
     in_use = gcloud(f"compute backend-services delete hello-backend-service {IN_P}", ok=False)
     assert "is already being used by" in in_use.stderr and "urlMaps/hello-url-map" in in_use.stderr, in_use.describe()

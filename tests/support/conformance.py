@@ -8,6 +8,7 @@ no "required": the must-have output fields real GCP always returns are listed he
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,7 +60,9 @@ COMPUTE_ERROR_ITEM = frozenset({"domain", "reason", "message", "location", "loca
 def must_have(schema: str, obj: dict[str, Any], where: str) -> list[str]:
     """Output fields GCP always fills for ``schema``, plus a few invariants clients rely on."""
     problems = [f"{where}: missing output field {f!r} ({schema})" for f in MUST_HAVE.get(schema, ()) if f not in obj]
-    compute_list = schema.endswith("List") and not schema.endswith("ScopedList") and schema in discovery.compute().schemas
+    compute_list = (
+        schema.endswith("List") and not schema.endswith("ScopedList") and schema in discovery.compute().schemas
+    )
     if schema in COMPUTE_RESOURCES or schema == "Operation" or compute_list:
         problems += _compute_links(obj, where)
     if schema == "Operation":
@@ -160,7 +163,31 @@ def entry_problems(entry: LogEntry) -> list[str]:
     problems = discovery.validate(doc, meth.response, body, int_enums=int_enums, must_have=must_have)
     if meth.response == "Operation" and isinstance(body, dict):
         problems += _operation_scope(meth, body)
+    if entry.api == "compute":
+        problems += local_urls(body, "$")
     return problems
+
+
+_LOCAL_URL = re.compile(r"^https?://(localhost|127(\.\d+){3}|\[::1\]|0\.0\.0\.0)(:\d+)?/")
+
+
+def local_urls(value: Any, where: str) -> list[str]:
+    """Compute references are https://www.googleapis.com/... URLs (or relative paths as sent).
+
+    gcloud resolves names against its endpoint override, so it sends the emulator's own address;
+    a real GCE never answers with a loopback URL.
+    """
+    if isinstance(value, str):
+        return (
+            [f"{where}: the emulator's own address leaked into a response: {value!r}"]
+            if _LOCAL_URL.match(value)
+            else []
+        )
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in local_urls(item, f"{where}[{i}]")]
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in local_urls(item, f"{where}.{key}")]
+    return []
 
 
 def _operation_scope(meth: discovery.Method, op: dict[str, Any]) -> list[str]:

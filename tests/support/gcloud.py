@@ -65,9 +65,9 @@ class Gcloud:
             check=False,
         )
         result = Result(command, proc.returncode, proc.stdout, proc.stderr)
-        if ok and result.returncode != 0:
+        if ok is True and result.returncode != 0:
             raise AssertionError("gcloud failed:\n" + result.describe())
-        if not ok and result.returncode == 0:
+        if ok is False and result.returncode == 0:
             raise AssertionError("gcloud was expected to fail:\n" + result.describe())
         return result
 
@@ -78,8 +78,8 @@ class Gcloud:
         return self(f"{command} --format=value({fields})").stdout.strip()
 
     def parallel(self, commands: Sequence[str], *, ok: bool = True) -> list[Result]:
-        """Independent commands two at a time (gcloud is CPU-bound at start-up; 2 cores here)."""
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        """Independent commands, three at a time (each gcloud sleeps ~1 s before polling an operation)."""
+        with ThreadPoolExecutor(max_workers=3) as pool:
             return list(pool.map(lambda c: self(c, ok=ok), commands))
 
     def script(self, lines: str, **subst: str) -> list[Result]:
