@@ -53,8 +53,8 @@ class Gcloud:
         self(f"config set api_endpoint_overrides/compute {base_url}/compute/v1/")
         self(f"config set core/project {project}")
 
-    def __call__(self, command: str, *, ok: bool = True, timeout: float = 60) -> Result:
-        """Run one command; ``ok=False`` expects it to fail (and says so if it did not)."""
+    def __call__(self, command: str, *, ok: bool | None = True, timeout: float = 60) -> Result:
+        """Run one command; ``ok=False`` expects it to fail, ``ok=None`` accepts either outcome."""
         assert GCLOUD is not None
         proc = subprocess.run(
             [GCLOUD, *shlex.split(command)],
