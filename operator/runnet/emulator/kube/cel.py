@@ -89,7 +89,7 @@ def compile_rule(rule: str) -> Any:
         try:
             program = _ENV.program(_ENV.compile(rule), functions=K8S_FUNCTIONS)
         except CELParseError as exc:
-            raise CelError(f"compilation failed: {exc}") from exc
+            raise CelError("compilation failed: " + " ".join(str(exc).split())) from exc
         _PROGRAMS[rule] = program
     return program
 

@@ -175,7 +175,7 @@ def method_not_allowed() -> ApiError:
     return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
 
 
-def unsupported_media_type(content_type: str, accepted: list[str]) -> ApiError:
+def unsupported_media_type(accepted: list[str]) -> ApiError:
     return ApiError(
         415,
         "UnsupportedMediaType",

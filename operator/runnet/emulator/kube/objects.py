@@ -140,7 +140,7 @@ class Objects:
             patched = patches.strategic_merge_patch(served(rt, current), _decode(raw))
         else:
             accepted = [patches.JSON_PATCH, patches.MERGE_PATCH, patches.APPLY_PATCH]
-            raise unsupported_media_type(ctype, accepted if rt.custom else [*accepted, patches.STRATEGIC])
+            raise unsupported_media_type(accepted if rt.custom else [*accepted, patches.STRATEGIC])
         new = self._check_body(rt, patched, namespace, name)
         self._precondition(rt, new, current, required=False)
         return self._write(rt, served(rt, current), new, opts)
