@@ -48,3 +48,21 @@ async def test_a_missing_permission_shows_in_the_status(driver_factory, clients,
     await driver.reconcile()
     ready = driver.condition()
     assert ready["status"] == "False" and "compute.routers.update" in ready["message"], ready
+
+
+async def test_psc_export_and_endpoint_lifecycle_need_only_the_documented_role(driver_factory, clients, gcp) -> None:
+    from tests.operator.test_psc_controller import PRODUCER, topology
+
+    deploy_service(clients, PRODUCER, REGION, "hello-service")
+    gcp.config.allowed_permissions = role_permissions()
+    both = topology(driver_factory)
+    await both.converge(passes=6)
+    assert both.export.condition()["status"] == "True", both.export.condition()
+    assert both.endpoint.condition()["status"] == "True", both.endpoint.condition()
+    for driver in (both.endpoint, both.export):
+        for _ in range(5):
+            if (await driver.finalize()).retry_after is None:
+                break
+    assert [e.path for e in gcp.log.snapshot() if e.status == 403] == []
+    used = {e.permission for e in gcp.log.snapshot() if e.permission}
+    assert {"compute.serviceAttachments.create", "run.services.setIamPolicy", "compute.forwardingRules.create"} <= used
