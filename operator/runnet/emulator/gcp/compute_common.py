@@ -83,13 +83,9 @@ def require_name(body: Any) -> str:
         raise invalid("Invalid value for field 'resource': a JSON object is required.")
     name = body.get("name")
     if not name:
-        raise invalid(
-            f"Invalid value for field 'resource.name': ''. Must be a match of regex '{_NAME_REGEX}'"
-        )
+        raise invalid(f"Invalid value for field 'resource.name': ''. Must be a match of regex '{_NAME_REGEX}'")
     if not NAME_RE.match(str(name)):
-        raise invalid(
-            f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex '{_NAME_REGEX}'"
-        )
+        raise invalid(f"Invalid value for field 'resource.name': '{name}'. Must be a match of regex '{_NAME_REGEX}'")
     return str(name)
 
 
@@ -209,12 +205,8 @@ def register_crud(
         )
 
     mp, pp = coll.method_prefix, coll.permission_prefix
-    emu.route(
-        "POST", coll.pattern(), insert, method_id=f"{mp}.insert", permission=f"{pp}.create", mutating=True
-    )
-    emu.route(
-        "GET", coll.pattern("/{name}"), get, method_id=f"{mp}.get", permission=f"{pp}.get", mutating=False
-    )
+    emu.route("POST", coll.pattern(), insert, method_id=f"{mp}.insert", permission=f"{pp}.create", mutating=True)
+    emu.route("GET", coll.pattern("/{name}"), get, method_id=f"{mp}.get", permission=f"{pp}.get", mutating=False)
     emu.route("GET", coll.pattern(), list_, method_id=f"{mp}.list", permission=f"{pp}.list", mutating=False)
     emu.route(
         "DELETE",
