@@ -234,7 +234,8 @@ def validate(obj: dict[str, Any], schema: dict[str, Any], old: dict[str, Any] | 
     causes.extend(list_type_causes(body, schema, ""))
     if old is not None:
         causes = [c for c in causes if not _unchanged(c, obj, old)]
-    unique = list(dict.fromkeys(causes))
+    # Causes may carry unhashable values (a list that is too short): deduplicate by their text.
+    unique = list({repr(c): c for c in causes}.values())
     return sorted(unique, key=lambda c: c.field)
 
 
