@@ -65,3 +65,37 @@ async def test_gateway_converges_and_deletes_under_injected_faults(driver_factor
 @pytest.fixture
 def gcp_config() -> EmulatorConfig:
     return EmulatorConfig(seed=1)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_psc_export_and_endpoint_converge_and_delete_under_injected_faults(
+    driver_factory, clients, gcp, seed
+) -> None:
+    from tests.operator.test_psc_controller import PRODUCER, topology
+
+    deploy_service(clients, PRODUCER, REGION, "hello-service")
+    before = inventory(gcp)
+    gcp.config.seed = seed
+    gcp.config.__post_init__()
+    faults = [
+        Fault("compute.*", 0.1, "429"),
+        Fault("compute.*", 0.1, "503"),
+        Fault("run.services.*", 0.2, "503"),
+        Fault("compute.*", 0.2, "operation"),
+    ]
+    gcp.config.faults = faults
+    both = topology(driver_factory)
+    await both.converge(passes=40)
+    assert both.export.condition()["status"] == "True", both.export.condition()
+    assert both.endpoint.condition()["status"] == "True", both.endpoint.condition()
+    assert [e for e in gcp.log.snapshot() if e.status in (429, 503)], "the faults were not exercised"
+    created = inventory(gcp) - before
+    assert len([p for p in created if "/serviceAttachments/" in p]) == 1
+    assert len([p for p in created if "/forwardingRules/" in p]) == 2  # producer rule and consumer endpoint
+    for driver in (both.endpoint, both.export):
+        for _ in range(40):
+            if (await driver.finalize()).retry_after is None:
+                break
+        else:
+            pytest.fail(f"{driver.body['kind']} deletion did not finish under faults")
+    assert inventory(gcp) == before

@@ -6,6 +6,7 @@ tracks GCP's own latency closely instead of sleeping on the client's 1 s, 1.5 s,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -57,14 +58,28 @@ def from_api_error(what: str, exc: gexc.GoogleAPICallError) -> GCPCallError:
     return GCPCallError(f"{what}: {message}", retryable=code in RETRYABLE_HTTP or code == 0, code=code, reason=reason)
 
 
+READ_ATTEMPTS = 4
+READ_BACKOFF = 0.1
+
+
 def find(what: str, fn: Callable[[], T]) -> T | None:
-    """Like ``call`` for a GET: a 404 means absent (None)."""
-    try:
-        return fn()
-    except gexc.NotFound:
-        return None
-    except gexc.GoogleAPICallError as exc:
-        raise from_api_error(what, exc) from exc
+    """Like ``call`` for a GET: a 404 means absent (None).
+
+    A GET is idempotent, so a transient error (429, 5xx) is retried in place a few times with
+    backoff before it fails the pass: otherwise one rate-limited read among a dozen would turn a
+    converged object's Ready condition False until the next pass.
+    """
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return fn()
+        except gexc.NotFound:
+            return None
+        except gexc.GoogleAPICallError as exc:
+            error = from_api_error(what, exc)
+            if not error.retryable or error.code == 409 or attempt == READ_ATTEMPTS - 1:
+                raise error from exc
+        time.sleep(READ_BACKOFF * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def wait_compute(clients: Clients, what: str, op: compute_v1.Operation) -> None:
