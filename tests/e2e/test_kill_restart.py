@@ -114,3 +114,70 @@ def test_killed_during_delete_finishes_the_deletion(stack, tmp_path, kill_after)
     assert inventory(stack) == {SERVICE}
     svc = stack.clients.run_services.get_service(name=SERVICE)
     assert not svc.template.vpc_access.network_interfaces and "runnet.dev/egress-gateway" not in svc.annotations
+
+
+PRODUCER = "producer-project"
+PSC_CREATE_KILLS = [2, 5, 8, 11, 14]  # spread over the ~16 writes of an export and its endpoint
+PSC_DELETE_KILLS = [1, 4, 8, 12]
+
+
+@pytest.fixture
+def psc_stack(tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(EmulatorConfig(operation_latency=0.3, seed=1), tmp_path) as s:
+        deploy_service(s.clients, PRODUCER, REGION, "hello-service")
+        s.gcp.log.clear()
+        yield s
+
+
+def psc_bodies() -> list[dict]:
+    return [yaml.safe_load((EXAMPLES / name).read_text()) for name in ("psc-export.yaml", "psc-endpoint.yaml")]
+
+
+def psc_ready(stack: Stack) -> None:
+    stack.wait_ready("PSCExport", "hello", timeout=90)
+    stack.wait_ready("PSCEndpoint", "hello", timeout=90)
+
+
+@pytest.mark.parametrize("kill_after", PSC_CREATE_KILLS)
+def test_psc_killed_during_create_converges_without_duplicates(psc_stack, tmp_path, kill_after) -> None:
+    stack = psc_stack
+    first = start_operator(stack, tmp_path / "operator.log")
+    try:
+        for body in psc_bodies():
+            stack.apply(body)
+        wait_for_writes(stack, kill_after)
+    finally:
+        kill(first)
+    second = start_operator(stack, tmp_path / "operator.log")
+    try:
+        psc_ready(stack)
+        assert (stack.get("PSCEndpoint", "hello") or {})["status"]["connectionStatus"] == "ACCEPTED"
+    finally:
+        kill(second)
+    made = inventory(stack)
+    assert len([p for p in made if "/forwardingRules/" in p]) == 2
+    assert len([p for p in made if "/serviceAttachments/" in p]) == 1
+    assert len([p for p in made if "/addresses/" in p]) == 1
+
+
+@pytest.mark.parametrize("kill_after", PSC_DELETE_KILLS)
+def test_psc_killed_during_delete_leaves_nothing_behind(psc_stack, tmp_path, kill_after) -> None:
+    stack = psc_stack
+    first = start_operator(stack, tmp_path / "operator.log")
+    try:
+        for body in psc_bodies():
+            stack.apply(body)
+        psc_ready(stack)
+        done = len([e for e in stack.gcp.log.writes() if e.status < 400])
+        stack.delete("PSCEndpoint", "hello")
+        stack.delete("PSCExport", "hello")
+        wait_for_writes(stack, done + kill_after)
+    finally:
+        kill(first)
+    second = start_operator(stack, tmp_path / "operator.log")
+    try:
+        stack.wait_gone("PSCEndpoint", "hello", timeout=90)
+        stack.wait_gone("PSCExport", "hello", timeout=90)
+    finally:
+        kill(second)
+    assert inventory(stack) == {f"projects/{PRODUCER}/locations/{REGION}/services/hello-service"}
