@@ -110,3 +110,27 @@ def was_ready(status: dict[str, Any] | None) -> bool:
         if cond.get("type") == READY:
             return bool(cond.get("status") == "True")
     return False
+
+
+def teardown_skipped(spec: object) -> Outcome_ | None:
+    """The finalizer's early exits: nothing is deleted for an invalid spec (a str) or deletionPolicy Orphan."""
+    if isinstance(spec, str):
+        return Outcome_(status={}, events=[Event("Warning", "InvalidSpec", f"nothing deleted in GCP: {spec}")])
+    if str(getattr(getattr(spec, "deletion_policy", None), "value", "")) == "Orphan":
+        return Outcome_(status={}, events=[Event("Normal", "Orphaned", "deletionPolicy Orphan: GCP left as it is")])
+    return None
+
+
+def teardown_events(run: RunResult) -> list[Event]:
+    return [Event("Normal", a.split()[0].title(), a) for a in run.actions()]
+
+
+def teardown_outcome(previous: dict[str, Any], generation: int | None, run: RunResult, events: list[Event]) -> Outcome_:
+    """Done (the finalizer may go), or the status saying what deletion waits for, retried soon."""
+    if run.ready:
+        return Outcome_(status={}, events=events)
+    problem = run.first_problem()
+    message = problem.message if problem else "deleting"
+    conds = previous.get("conditions", [])
+    status = {"conditions": [condition(conds, READY, False, "Deleting", message, generation)]}
+    return Outcome_(status=status, events=events, retry_after=5.0)

@@ -25,6 +25,9 @@ from runnet.status import (
     converged_before,
     ready_condition,
     resources,
+    teardown_events,
+    teardown_outcome,
+    teardown_skipped,
 )
 
 log = logging.getLogger(__name__)
@@ -220,16 +223,16 @@ def _capacity(
 async def finalize(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
     """Delete what the gateway owns, in reverse order; ``retry_after`` is None once done."""
     spec = parse(obj)
-    if isinstance(spec, str):
-        return Outcome_(status={}, events=[Event("Warning", "InvalidSpec", f"nothing deleted in GCP: {spec}")])
-    if spec.deletion_policy.value == "Orphan":
-        return Outcome_(status={}, events=[Event("Normal", "Orphaned", "deletionPolicy Orphan: GCP left as it is")])
+    skipped = teardown_skipped(spec)
+    if skipped is not None:
+        return skipped
+    assert not isinstance(spec, str)
     ctx = context(obj, spec, clients)
     nodes = plan.build(spec, ctx, gateway=obj.key)
     previous = [s["name"] for s in obj.status.get("services", [])]
     nodes += plan.detached_services(previous, spec, ctx, gateway=obj.key)
     run = await engine.teardown(nodes)
-    events = [Event("Normal", a.split()[0].title(), a) for a in run.actions()]
+    events = teardown_events(run)
     kept = [a for a in run.actions() if a.startswith("kept Address")]
     if kept:
         events.append(
@@ -240,10 +243,4 @@ async def finalize(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
                 "spec.nat.addressDeletionPolicy: Delete to release them with the gateway",
             )
         )
-    if run.ready:
-        return Outcome_(status={}, events=events)
-    problem = run.first_problem()
-    message = problem.message if problem else "deleting"
-    conds = obj.status.get("conditions", [])
-    status = {"conditions": [condition(conds, "Ready", False, "Deleting", message, obj.generation)]}
-    return Outcome_(status=status, events=events, retry_after=5.0)
+    return teardown_outcome(obj.status, obj.generation, run, events)

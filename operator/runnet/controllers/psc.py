@@ -30,6 +30,9 @@ from runnet.status import (
     converged_before,
     ready_condition,
     resources,
+    teardown_events,
+    teardown_outcome,
+    teardown_skipped,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -175,13 +178,13 @@ def connection_events(previous: Mapping[str, Any], conns: list[dict[str, str]]) 
 async def finalize_export(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
     """Delete what the export owns, in reverse order; runnet's invoker bindings go, the ingress stays."""
     spec = parse_export(obj)
-    if isinstance(spec, str):
-        return Outcome_(status={}, events=[Event("Warning", "InvalidSpec", f"nothing deleted in GCP: {spec}")])
-    if spec.deletion_policy.value == "Orphan":
-        return Outcome_(status={}, events=[Event("Normal", "Orphaned", "deletionPolicy Orphan: GCP left as it is")])
+    skipped = teardown_skipped(spec)
+    if skipped is not None:
+        return skipped
+    assert not isinstance(spec, str)
     ctx = export_context(obj, spec, clients)
     run = await engine.teardown(plan.teardown_export(spec, ctx, export=obj.key, name=obj.name))
-    events = [Event("Normal", a.split()[0].title(), a) for a in run.actions()]
+    events = teardown_events(run)
     attachment = run.results["attachment"]
     closed = [
         c["endpoint"]
@@ -201,13 +204,7 @@ async def finalize_export(obj: Object, engine: Engine, clients: Clients) -> Outc
 
 
 def _finalized(obj: Object, run: RunResult, events: list[Event]) -> Outcome_:
-    if run.ready:
-        return Outcome_(status={}, events=events)
-    problem = run.first_problem()
-    message = problem.message if problem else "deleting"
-    conds = obj.status.get("conditions", [])
-    status = {"conditions": [condition(conds, "Ready", False, "Deleting", message, obj.generation)]}
-    return Outcome_(status=status, events=events, retry_after=5.0)
+    return teardown_outcome(obj.status, obj.generation, run, events)
 
 
 # -- PSCEndpoint ------------------------------------------------------------------------------
@@ -320,10 +317,10 @@ class EndpointController:
 
     async def finalize(self, obj: Object, engine: Engine, clients: Clients) -> Outcome_:
         spec = parse_endpoint(obj)
-        if isinstance(spec, str):
-            return Outcome_(status={}, events=[Event("Warning", "InvalidSpec", f"nothing deleted in GCP: {spec}")])
-        if spec.deletion_policy.value == "Orphan":
-            return Outcome_(status={}, events=[Event("Normal", "Orphaned", "deletionPolicy Orphan: GCP left as it is")])
+        skipped = teardown_skipped(spec)
+        if skipped is not None:
+            return skipped
+        assert not isinstance(spec, str)
         attachment = tail(spec.target.service_attachment or obj.status.get("serviceAttachment") or "")
         run = await engine.teardown(plan.build_endpoint(spec, self.context(obj, spec, clients), attachment=attachment))
         return _finalized(obj, run, [Event("Normal", a.split()[0].title(), a) for a in run.actions()])

@@ -11,7 +11,7 @@ import contextlib
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,6 +30,7 @@ from runnet.emulator.gcp.operations import (
     render_run,
 )
 from runnet.emulator.gcp.store import Resource, Store
+from runnet.emulator.threads import ServerThread
 
 Api = Literal["compute", "run"]
 Handler = Callable[["Call"], Awaitable[Any]]
@@ -523,49 +524,20 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-class EmulatorThread:
-    """Runs a GCPEmulator on its own event loop in a daemon thread.
+class EmulatorThread(ServerThread[GCPEmulator]):
+    """A GCPEmulator on its own event loop in a daemon thread (see runnet.emulator.threads)."""
 
-    Blocking clients (the official GCP clients, gcloud) can then call it from any thread,
-    including a test's event loop thread, without deadlocking it.
-    """
+    name = "gcp-emulator"
 
     def __init__(self, config: EmulatorConfig | None = None, port: int = 0) -> None:
         self.config = config or EmulatorConfig()
         self.port = port
-        self.loop = asyncio.new_event_loop()
-        self.emulator: GCPEmulator | None = None
-        self._thread = threading.Thread(target=self.loop.run_forever, name="gcp-emulator", daemon=True)
+        super().__init__()
 
-    def start(self) -> GCPEmulator:
-        self._thread.start()
+    async def _boot(self) -> GCPEmulator:
+        emu = GCPEmulator(self.config)
+        await emu.start(port=self.port)
+        return emu
 
-        async def boot() -> GCPEmulator:
-            emu = GCPEmulator(self.config)
-            await emu.start(port=self.port)
-            return emu
-
-        self.emulator = asyncio.run_coroutine_threadsafe(boot(), self.loop).result(timeout=30)
-        return self.emulator
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the emulator's loop (to change state without racing a request)."""
-
-        async def run() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=30)
-
-    def stop(self) -> None:
-        if self.emulator is not None:
-            asyncio.run_coroutine_threadsafe(self.emulator.stop(), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[GCPEmulator]:
-        emu = self.start()
-        try:
-            yield emu
-        finally:
-            self.stop()
+    async def _shutdown(self, server: GCPEmulator) -> None:
+        await server.stop()

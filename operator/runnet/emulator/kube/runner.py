@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from runnet.emulator.kube.server import KubeEmulator
+from runnet.emulator.threads import ServerThread
 
 CONTEXT = "runnet-emulator"
 
@@ -36,51 +36,26 @@ def write_kubeconfig(path: str | Path, base_url: str, namespace: str = "default"
     return path
 
 
-class KubeEmulatorThread:
-    """A KubeEmulator on its own event loop in a daemon thread.
+class KubeEmulatorThread(ServerThread[KubeEmulator]):
+    """A KubeEmulator on its own event loop in a daemon thread (see runnet.emulator.threads).
 
     kubectl subprocesses and the (blocking) kubernetes client can then call it while the test's
     own event loop runs kopf, without deadlocking either.
     """
 
+    name = "kube-emulator"
+
     def __init__(self, port: int = 0, host: str = "127.0.0.1", **options: Any) -> None:
         self.host, self.port, self.options = host, port, options
-        self.loop = asyncio.new_event_loop()
-        self.emulator: KubeEmulator | None = None
-        self._thread = threading.Thread(target=self.loop.run_forever, name="kube-emulator", daemon=True)
+        super().__init__()
 
-    def start(self) -> KubeEmulator:
-        self._thread.start()
+    async def _boot(self) -> KubeEmulator:
+        emu = KubeEmulator(**self.options)
+        await emu.start(self.host, self.port)
+        return emu
 
-        async def boot() -> KubeEmulator:
-            emu = KubeEmulator(**self.options)
-            await emu.start(self.host, self.port)
-            return emu
-
-        self.emulator = asyncio.run_coroutine_threadsafe(boot(), self.loop).result(timeout=30)
-        return self.emulator
-
-    def call(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` on the emulator's loop (to read or change state without racing a request)."""
-
-        async def run() -> Any:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout=30)
-
-    def stop(self) -> None:
-        if self.emulator is not None:
-            asyncio.run_coroutine_threadsafe(self.emulator.stop(), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=10)
-
-    @contextlib.contextmanager
-    def running(self) -> Iterator[KubeEmulator]:
-        emu = self.start()
-        try:
-            yield emu
-        finally:
-            self.stop()
+    async def _shutdown(self, server: KubeEmulator) -> None:
+        await server.stop()
 
 
 def serve_cli(
