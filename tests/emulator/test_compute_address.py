@@ -110,3 +110,30 @@ def test_address_list_and_aggregated_list_show_status(clients: Clients) -> None:
     assert [a.name for a in clients.addresses.list(project=P, region=R)] == ["a", "b"]
     scoped = dict(clients.addresses.aggregated_list(project=P))
     assert [a.status for a in scoped[f"regions/{R}"].addresses] == ["RESERVED", "RESERVED"]
+
+
+def test_set_labels_accepts_the_fingerprint_in_url_safe_base64(gcp) -> None:
+    """gcloud (apitools) echoes fingerprints in URL-safe base64; GCP compares the bytes."""
+    import base64
+
+    import requests
+
+    base = f"{gcp.base_url}/compute/v1/projects/p/regions/us-central1/addresses"
+    assert requests.post(base, json={"name": "a1"}, timeout=10).status_code == 200
+    current = requests.get(f"{base}/a1", timeout=10).json()["labelFingerprint"]
+    # Find labels whose fingerprint has a '+' or '/' so the URL-safe form differs.
+    for i in range(200):
+        labels = {"k": f"v{i}"}
+        resp = requests.post(f"{base}/a1/setLabels", json={"labels": labels, "labelFingerprint": current}, timeout=10)
+        assert resp.status_code == 200, resp.text
+        current = requests.get(f"{base}/a1", timeout=10).json()["labelFingerprint"]
+        if "+" in current or "/" in current:
+            break
+    urlsafe = base64.urlsafe_b64encode(base64.b64decode(current)).decode()
+    assert urlsafe != current
+    resp = requests.post(
+        f"{base}/a1/setLabels", json={"labels": {"k": "final"}, "labelFingerprint": urlsafe}, timeout=10
+    )
+    assert resp.status_code == 200, resp.text
+    stale = requests.post(f"{base}/a1/setLabels", json={"labels": {}, "labelFingerprint": urlsafe}, timeout=10)
+    assert stale.status_code == 412

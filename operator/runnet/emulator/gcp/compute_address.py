@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from runnet.emulator.gcp import ids, ipam
-from runnet.emulator.gcp.compute_common import Collection, base_fields, register_crud
+from runnet.emulator.gcp.compute_common import Collection, base_fields, register_crud, same_fingerprint
 from runnet.emulator.gcp.compute_network import field_error, referenced
 from runnet.emulator.gcp.errors import GCPError, invalid, not_found
 from runnet.emulator.gcp.store import Resource, relative
@@ -156,7 +156,7 @@ async def set_labels(call: Call) -> Any:
     current = ADDRESSES.get(call)
     path = ADDRESSES.path(call, call.params["name"])
     body = call.body or {}
-    if body.get("labelFingerprint") != current.get("labelFingerprint"):
+    if not same_fingerprint(body.get("labelFingerprint"), current.get("labelFingerprint")):
         raise GCPError(412, "conditionNotMet", "Labels fingerprint either invalid or resource labels have changed")
     labels = check_labels(body.get("labels"), "labels")
 
