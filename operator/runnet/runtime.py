@@ -16,6 +16,8 @@ from runnet.engine import Engine
 from runnet.gcp.clients import Clients, GCPSettings
 
 FINALIZER = "runnet.dev/finalizer"
+DELETED_REMEMBERED = 10_000
+"""UIDs of deleted objects kept, so that a resync queued behind a teardown never re-creates anything."""
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Runtime:
         self._engine: Engine | None = None
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._due: dict[tuple[str, str], float] = {}
+        self._deleting: dict[str, None] = {}
 
     @property
     def engine(self) -> Engine:
@@ -53,6 +56,15 @@ class Runtime:
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+
+    def deleting(self, uid: str) -> None:
+        """From now on no reconcile of this object may start: its teardown has begun (or is done)."""
+        self._deleting[uid] = None
+        while len(self._deleting) > DELETED_REMEMBERED:
+            del self._deleting[next(iter(self._deleting))]
+
+    def is_deleting(self, uid: str) -> bool:
+        return uid in self._deleting
 
     def due(self, plural: str, key: str) -> bool:
         """Whether the object's resync is due (its interval, a retry delay, or a poke)."""
@@ -87,6 +99,9 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
         settings.batching.error_delays = [1, 2, 5, 10, 30]
+        # A deletion waits for the object's resync timer to stop; kopf re-checks that every 60 s by
+        # default, which held the finalizer a minute whenever a resync was running at deletion.
+        settings.background.cancellation_polling = 0.5
 
     @kopf.on.login(registry=registry)  # type: ignore[untyped-decorator]
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

@@ -89,3 +89,41 @@ async def test_immutable_fields_and_bad_values_are_refused_by_the_api_server(sta
     else:
         raise AssertionError("changing spec.region was accepted")
     assert stack.gcp.log.writes() == []
+
+
+async def test_delete_while_a_resync_is_writing_finishes_promptly_and_recreates_nothing(stack: Stack) -> None:
+    """A deletion that lands while the timer's drift repair waits on a GCP operation.
+
+    kopf will not release the finalizer until the timer has stopped; the deletion must not wait for
+    a long poll, and the repair that was in flight must not bring anything back after the teardown.
+    """
+    await asyncio.to_thread(deploy_service, stack.clients, PROJECT, REGION, "direct-vpc-egress")
+    body = yaml.safe_load(Path(EXAMPLE).read_text())
+    body["spec"]["nat"]["addressDeletionPolicy"] = "Delete"
+    async with operator(stack, resync=1):
+        await asyncio.to_thread(stack.apply, body)
+        await asyncio.to_thread(stack.wait_ready, "EgressGateway", "fixed-ip")
+        # Slow every operation down so the repair is still running at deletion, then drift by hand.
+        stack.gcp.config.operation_latency = 1.0
+        stack.gcp.log.clear()
+        router = stack.clients.routers.get(project=PROJECT, region=REGION, router="router-cloud-run")
+        router.nats[0].min_ports_per_vm = 2048
+        await asyncio.to_thread(
+            lambda: stack.clients.routers.update(
+                project=PROJECT, region=REGION, router="router-cloud-run", router_resource=router
+            ).result()
+        )
+        for _ in range(100):
+            if any(e.method_id == "compute.routers.patch" for e in stack.gcp.log.writes()):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the resync did not start repairing the NAT")
+        start = asyncio.get_running_loop().time()
+        await asyncio.to_thread(stack.delete, "EgressGateway", "fixed-ip")
+        await asyncio.to_thread(stack.wait_gone, "EgressGateway", "fixed-ip", 30)
+        took = asyncio.get_running_loop().time() - start
+        assert took < 20, f"deletion took {took:.1f} s"
+        await asyncio.sleep(3)  # anything still running in the operator would write by now
+    left = sorted(p for p, _ in stack.gcp.store.items() if "/operations/" not in p)
+    assert left == [f"projects/{PROJECT}/locations/{REGION}/services/direct-vpc-egress"]

@@ -70,6 +70,8 @@ def register_kind(
     async def converge(body: kopf.Body, patch: kopf.Patch) -> None:
         obj = as_object(body)
         async with runtime.lock(obj.uid):
+            if runtime.is_deleting(obj.uid):
+                return  # a resync that waited behind the teardown
             outcome = await reconcile(obj, runtime.engine, runtime.clients)
         runtime.schedule(plural, obj.key, outcome.retry_after)
         write(body, patch, outcome)
@@ -94,6 +96,7 @@ def register_kind(
     async def deleted(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
         see(kwargs)
         obj = as_object(body)
+        runtime.deleting(obj.uid)
         async with runtime.lock(obj.uid):
             outcome = await finalize(obj, runtime.engine, runtime.clients)
         write(body, patch, outcome)
