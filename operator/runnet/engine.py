@@ -48,6 +48,8 @@ class Observation:
     conflict: str = ""
     """The resource exists but cannot be used as the spec says (another owner, another network...)."""
     self_link: str = ""
+    held_by: str = ""
+    """A resource outside the plan uses this one: teardown keeps it (GCP would refuse the delete)."""
     outputs: dict[str, Any] = field(default_factory=dict)
     body: Any = None
 
@@ -239,7 +241,9 @@ class Engine:
             obs: Observation = await self._run(adapter.observe)
             result.observation = obs
             deletable = obs.exists and (obs.owned or node.policy is Policy.ATTACH) and not node.retain
-            if deletable and node.policy is not Policy.OBSERVE:
+            if deletable and obs.held_by:
+                result.actions.append(f"kept {adapter.kind} {adapter.name}, which {obs.held_by} uses")
+            elif deletable and node.policy is not Policy.OBSERVE:
                 await self._run(lambda: adapter.delete(obs))
                 verb = "restored" if node.policy is Policy.ATTACH else "deleted"
                 result.actions.append(f"{verb} {adapter.kind} {adapter.name}")

@@ -266,3 +266,114 @@ async def test_internal_or_foreign_region_or_used_addresses_are_refused(driver_f
         await driver.reconcile()
         assert driver.condition()["reason"] == "InvalidSpec" and message in driver.condition()["message"]
         assert gcp.log.writes() == []
+
+
+def _nat_addresses(clients: Clients) -> list[str]:
+    router = clients.routers.get(project=PROJECT, region=REGION, router="router-cloud-run")
+    return [ip.rsplit("/", 1)[-1] for nat in router.nats for ip in nat.nat_ips]
+
+
+async def _respec(driver: Driver, addresses: list[str]) -> None:
+    driver.body["spec"]["nat"]["addresses"] = addresses
+    driver.body["metadata"]["generation"] += 1
+    await converge(driver)
+    assert driver.condition()["status"] == "True", driver.condition()
+
+
+async def test_an_unlisted_address_stays_reserved_is_reported_and_goes_with_the_gateway(
+    driver_factory, gateway, service, clients, gcp
+) -> None:
+    gateway["spec"]["nat"]["addresses"] = ["static-ip", "static-ip-2"]
+    gateway["spec"]["nat"]["addressDeletionPolicy"] = "Delete"
+    driver = make(driver_factory, gateway)
+    await converge(driver)
+    first, second = driver.status["natIPs"]
+    assert driver.status["retainedAddresses"] == []
+    await _respec(driver, ["static-ip"])
+    assert driver.status["natIPs"] == [first] and _nat_addresses(clients) == ["static-ip"]
+    assert driver.status["retainedAddresses"] == [{"name": "static-ip-2", "ip": second}]
+    kept = clients.addresses.get(project=PROJECT, region=REGION, address="static-ip-2")
+    assert (kept.address, kept.status) == (second, "RESERVED")
+    (event,) = [e for e in driver.events if e.reason == "AddressRetained"]
+    assert second in event.message and "gateway's deletion releases it" in event.message
+    assert f"gcloud compute addresses delete static-ip-2 --region {REGION} --project {PROJECT}" in event.message
+    # Converged: one more read for the retained address, no write, no repeated event.
+    gcp.log.clear()
+    outcome = await driver.reconcile()
+    assert gcp.log.writes() == [] and outcome.events == []
+    assert len(gcp.log.reads()) <= len(driver.status["resources"]) + 1
+    # Listed again, it is the same IP.
+    await _respec(driver, ["static-ip", "static-ip-2"])
+    assert driver.status["natIPs"] == [first, second] and driver.status["retainedAddresses"] == []
+    # Unlisted again, then the gateway is deleted under addressDeletionPolicy Delete: nothing is left.
+    await _respec(driver, ["static-ip"])
+    assert (await driver.finalize()).retry_after is None
+    left = [p for p, _ in gcp.store.items() if "/addresses/" in p]
+    assert left == []
+
+
+async def test_unlisted_addresses_outlive_the_gateway_under_retain_unless_taken_over(
+    driver_factory, gateway, service, clients, gcp
+) -> None:
+    gateway["spec"]["nat"]["addresses"] = ["static-ip", "static-ip-2", "static-ip-3"]
+    driver = make(driver_factory, gateway)
+    await converge(driver)
+    ips = driver.status["natIPs"]
+    await _respec(driver, ["static-ip"])
+    assert [a["name"] for a in driver.status["retainedAddresses"]] == ["static-ip-2", "static-ip-3"]
+    (event, _) = [e for e in driver.events if e.reason == "AddressRetained"]
+    assert "outlives the gateway (addressDeletionPolicy Retain)" in event.message
+    # Someone gives static-ip-3 to a NAT of their own: it is no longer runnet's to keep or release.
+    clients.networks.insert(
+        project=PROJECT, network_resource=compute_v1.Network(name="elsewhere", auto_create_subnetworks=False)
+    ).result()
+    theirs = compute_v1.Router(
+        name="their-router",
+        network=f"projects/{PROJECT}/global/networks/elsewhere",
+        nats=[
+            compute_v1.RouterNat(
+                name="their-nat",
+                nat_ip_allocate_option="MANUAL_ONLY",
+                nat_ips=[f"projects/{PROJECT}/regions/{REGION}/addresses/static-ip-3"],
+                source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            )
+        ],
+    )
+    clients.routers.insert(project=PROJECT, region=REGION, router_resource=theirs).result()
+    await driver.reconcile()
+    assert driver.status["retainedAddresses"] == [{"name": "static-ip-2", "ip": ips[1]}]
+    assert (await driver.finalize()).retry_after is None
+    left = {a.name: a.address for a in clients.addresses.list(project=PROJECT, region=REGION)}
+    assert left == {"static-ip": ips[0], "static-ip-2": ips[1], "static-ip-3": ips[2]}
+
+
+async def test_teardown_keeps_an_owned_address_someone_else_now_uses(driver_factory, gateway, service, clients) -> None:
+    gateway["spec"]["nat"]["addressDeletionPolicy"] = "Delete"
+    driver = make(driver_factory, gateway)
+    await converge(driver)
+    # The gateway's NAT is removed by hand and the IP given to another NAT: GCP would refuse its deletion.
+    router = clients.routers.get(project=PROJECT, region=REGION, router="router-cloud-run")
+    router.nats = []
+    clients.routers.update(project=PROJECT, region=REGION, router="router-cloud-run", router_resource=router).result()
+    clients.networks.insert(
+        project=PROJECT, network_resource=compute_v1.Network(name="elsewhere", auto_create_subnetworks=False)
+    ).result()
+    theirs = compute_v1.Router(
+        name="their-router",
+        network=f"projects/{PROJECT}/global/networks/elsewhere",
+        nats=[
+            compute_v1.RouterNat(
+                name="their-nat",
+                nat_ip_allocate_option="MANUAL_ONLY",
+                nat_ips=[f"projects/{PROJECT}/regions/{REGION}/addresses/static-ip"],
+                source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            )
+        ],
+    )
+    clients.routers.insert(project=PROJECT, region=REGION, router_resource=theirs).result()
+    outcome = await driver.finalize()
+    assert outcome.retry_after is None
+    assert clients.addresses.get(project=PROJECT, region=REGION, address="static-ip").status == "IN_USE"
+    kept = [e.message for e in outcome.events if e.reason == "Kept"]
+    assert kept == [f"kept Address static-ip, which projects/{PROJECT}/regions/{REGION}/routers/their-router uses"]
+    assert "AddressesRetained" not in {e.reason for e in outcome.events}

@@ -139,6 +139,11 @@ class ServiceStatus(Model):
     message: str = ""
 
 
+class RetainedAddress(Model):
+    name: str
+    ip: str = ""
+
+
 class EgressSummary(Model):
     nat_i_ps: str = Field(default="", alias="natIPs", description="NAT IPs, comma-separated (printer column).")
     services: str = Field(default="", description="attached/listed (printer column).")
@@ -147,4 +152,12 @@ class EgressSummary(Model):
 class EgressGatewayStatus(CommonStatus):
     nat_i_ps: list[str] = Field(default_factory=list, alias="natIPs", description="The IPs to allowlist.")
     services: list[ServiceStatus] = Field(default_factory=list)
+    retained_addresses: list[RetainedAddress] = Field(
+        default_factory=list,
+        description=(
+            "Reserved IPs runnet created that spec.nat.addresses no longer lists: kept (and billed) so partners' "
+            "allowlists stay valid; listing one again reuses it, and the gateway's deletion releases them under "
+            "addressDeletionPolicy Delete."
+        ),
+    )
     summary: EgressSummary = Field(default_factory=EgressSummary)

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runnet.api.egress import KIND, EgressGatewaySpec
+from runnet.api.egress import KIND, AddressDeletionPolicy, EgressGatewaySpec
 from runnet.engine import Engine, Outcome, RunResult
 from runnet.gcp.calls import GCPCallError
 from runnet.gcp.clients import Clients
@@ -93,7 +93,46 @@ async def reconcile(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
     if detach and not _invalid(run):
         detached = await engine.teardown(detach)
         run.results.update({f"detached/{k}": v for k, v in detached.results.items()})
-    return _status(obj, spec, ctx, run)
+    outcome = _status(obj, spec, ctx, run)
+    unlisted = plan.unlisted_addresses(obj.status, spec)
+    if unlisted and not _invalid(run):
+        # After the main pass, so that the NAT has already stopped using them.
+        seen = await engine.reconcile(plan.retained_addresses(unlisted, spec, ctx, teardown=False))
+        _retained(obj, spec, seen, outcome)
+    elif not _invalid(run):
+        outcome.status["retainedAddresses"] = []
+    return outcome
+
+
+def _retained(obj: Object, spec: EgressGatewaySpec, seen: RunResult, outcome: Outcome_) -> None:
+    """Report the unlisted addresses that are still reserved, runnet's, and idle; one Event when one joins."""
+    before = {a["name"] for a in obj.status.get("retainedAddresses", [])}
+    kept = []
+    for result in seen.results.values():
+        obs = result.observation
+        if obs is None or result.outcome is Outcome.FAILED:
+            kept += [a for a in obj.status.get("retainedAddresses", []) if a["name"] == result.node.adapter.name]
+            continue  # not known this pass: keep what the status said
+        if not (obs.exists and obs.owned) or obs.held_by:
+            continue  # deleted by hand, or taken over by something else: no longer runnet's to keep
+        name, ip = result.node.adapter.name, str(obs.outputs.get("ip", ""))
+        kept.append({"name": name, "ip": ip})
+        if name not in before:
+            fate = (
+                "the gateway's deletion releases it (addressDeletionPolicy Delete)"
+                if spec.nat.address_deletion_policy is AddressDeletionPolicy.DELETE
+                else "it outlives the gateway (addressDeletionPolicy Retain)"
+            )
+            outcome.events.append(
+                Event(
+                    "Normal",
+                    "AddressRetained",
+                    f"address {name} ({ip}) is no longer in spec.nat.addresses and stays reserved (and billed) so "
+                    f"partners' allowlists stay valid; {fate}. List it again to reuse it, or release it with "
+                    f"`gcloud compute addresses delete {name} --region {spec.region} --project {spec.project}`",
+                )
+            )
+    outcome.status["retainedAddresses"] = kept
 
 
 def _invalid(run: RunResult) -> bool:
@@ -228,12 +267,12 @@ async def finalize(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
         return skipped
     assert not isinstance(spec, str)
     ctx = context(obj, spec, clients)
-    nodes = plan.build(spec, ctx, gateway=obj.key)
+    nodes = plan.build(spec, ctx, gateway=obj.key, retained=plan.unlisted_addresses(obj.status, spec))
     previous = [s["name"] for s in obj.status.get("services", [])]
     nodes += plan.detached_services(previous, spec, ctx, gateway=obj.key)
     run = await engine.teardown(nodes)
     events = teardown_events(run)
-    kept = [a for a in run.actions() if a.startswith("kept Address")]
+    kept = [a for a in run.actions() if a.startswith("kept Address") and " uses" not in a]
     if kept:
         events.append(
             Event(

@@ -41,6 +41,7 @@ class ExternalAddressAdapter(Adapter):
             )
         others = [tail(u) for u in addr.users if tail(u) != self.allowed_user]
         if others:
+            obs.held_by = others[0]
             obs.invalid = f"address {self.name} is already used by {others[0]}: list a free address instead"
         return obs
 

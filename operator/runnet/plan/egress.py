@@ -9,6 +9,8 @@ Pure: builds adapters (which hold the desired state) but calls nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 from runnet.api.egress import AddressDeletionPolicy, EgressGatewaySpec, NatCoverage
 from runnet.engine import Node, Policy
 from runnet.gcp.address import ExternalAddressAdapter
@@ -41,8 +43,12 @@ def spec_problems(spec: EgressGatewaySpec) -> list[str]:
     return problems
 
 
-def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str) -> list[Node]:
-    """The nodes for one gateway; ``gateway`` is its namespace/name (recorded on services)."""
+def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str, retained: list[str] | None = None) -> list[Node]:
+    """The nodes for one gateway; ``gateway`` is its namespace/name (recorded on services).
+
+    ``retained`` adds the gateway's unlisted addresses (see :func:`retained_addresses`) for a teardown, which
+    deletes them after the NAT, and only under addressDeletionPolicy Delete.
+    """
     router_path = ctx.regional_path("routers", spec.router.name)
     addresses = [
         Node(
@@ -52,6 +58,7 @@ def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str) -> list[Node]:
         )
         for name in spec.nat.addresses
     ]
+    kept = retained_addresses(retained or [], spec, ctx, teardown=True)
     nat = spec.nat
     desired_nat = DesiredNat(
         name=nat.name,
@@ -83,12 +90,13 @@ def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str) -> list[Node]:
         ),
         Node("router", RouterAdapter(ctx, spec.router.name, network=spec.network.name), depends_on=["network"]),
         *addresses,
+        *kept,
         Node(
             "nat",
             NatAdapter(ctx, desired_nat, router=spec.router.name),
             policy=Policy.CONFIGURE,
             adopt=nat.adopt,
-            depends_on=["router", "subnet", *(a.key for a in addresses)],
+            depends_on=["router", "subnet", *(a.key for a in [*addresses, *kept])],
         ),
     ]
     for svc in spec.services:
@@ -115,4 +123,29 @@ def detached_services(previous: list[str], spec: EgressGatewaySpec, ctx: Context
         )
         for name in previous
         if name not in listed
+    ]
+
+
+def unlisted_addresses(status: dict[str, Any], spec: EgressGatewaySpec) -> list[str]:
+    """Addresses the gateway reserved before that ``spec.nat.addresses`` no longer lists.
+
+    Remembered in the status: owned addresses of the last pass, and those already retained.
+    """
+    before = [r["name"] for r in status.get("resources", []) if r.get("kind") == "Address" and r.get("owned")]
+    before += [a["name"] for a in status.get("retainedAddresses", [])]
+    listed = set(spec.nat.addresses)
+    return sorted({name for name in before if name not in listed})
+
+
+def retained_addresses(names: list[str], spec: EgressGatewaySpec, ctx: Context, *, teardown: bool) -> list[Node]:
+    """Nodes for unlisted addresses: only read while the gateway lives; deleted with it under Delete."""
+    router_path = ctx.regional_path("routers", spec.router.name)
+    return [
+        Node(
+            key=f"retained/{name}",
+            adapter=ExternalAddressAdapter(ctx, name, allowed_user=router_path),
+            policy=Policy.MANAGE if teardown else Policy.OBSERVE,
+            retain=spec.nat.address_deletion_policy is AddressDeletionPolicy.RETAIN,
+        )
+        for name in names
     ]
