@@ -333,3 +333,15 @@ def test_fingerprint_in_url_safe_base64_is_accepted(clients: Clients) -> None:
     body = compute_v1.BackendService(fingerprint=url_safe, timeout_sec=5)
     clients.backend_services.patch(project=P, region=R, backend_service=name, backend_service_resource=body).result()
     assert clients.backend_services.get(project=P, region=R, backend_service=name).timeout_sec == 5
+
+
+def test_serverless_neg_lists_no_network_endpoints(clients: Clients, gcp: GCPEmulator) -> None:
+    """A serverless NEG points at a service, not at network endpoints (its ``size`` is 0)."""
+    t.producer(clients)
+    neg = "hello-serverless-neg"
+    endpoints = clients.network_endpoint_groups.list_network_endpoints(project=P, region=R, network_endpoint_group=neg)
+    assert list(endpoints) == []
+    url = f"{gcp.base_url}/compute/v1/{SCOPE}/networkEndpointGroups"
+    body = requests.post(f"{url}/{neg}/listNetworkEndpoints", timeout=5).json()
+    assert body == {"kind": "compute#networkEndpointGroupsListNetworkEndpoints"}
+    assert requests.post(f"{url}/missing/listNetworkEndpoints", timeout=5).status_code == 404

@@ -215,3 +215,54 @@ def test_subnet_in_use_by_an_address_cannot_be_deleted(gcp: GCPEmulator, clients
     clients.addresses.delete(project=P, region=R, address="ip").result(timeout=10)
     clients.subnetworks.delete(project=P, region=R, subnetwork="sn").result(timeout=10)
     assert raw(gcp, "GET", f"regions/{R}/subnetworks/sn").status_code == 404
+
+
+def expand(clients: Clients, name: str, cidr: str) -> None:
+    request = c.SubnetworksExpandIpCidrRangeRequest(ip_cidr_range=cidr)
+    clients.subnetworks.expand_ip_cidr_range(
+        project=P, region=R, subnetwork=name, subnetworks_expand_ip_cidr_range_request_resource=request
+    ).result(timeout=10)
+
+
+def test_expand_ip_cidr_range_grows_the_primary_range(gcp: GCPEmulator, clients: Clients) -> None:
+    network(clients)
+    before = subnet(clients, "sn", "10.0.1.0/24")
+    subnet(clients, "other", "10.0.64.0/24", region=R2)  # the same network, another region
+    expand(clients, "sn", "10.0.0.0/18")  # contains 10.0.1.0/24: gcloud masks the address like this
+    after = clients.subnetworks.get(project=P, region=R, subnetwork="sn")
+    assert (after.ip_cidr_range, after.gateway_address) == ("10.0.0.0/18", "10.0.1.1")
+    assert after.fingerprint != before.fingerprint
+    assert gcp.log.writes()[-1].response_body["operationType"] == "expandIpCidrRange"
+    # The new range is taken: a new subnet inside it conflicts with sn.
+    with pytest.raises(gexc.BadRequest, match=rf"conflicts with existing subnetwork 'sn' in region '{R}'"):
+        subnet(clients, "inside", "10.0.32.0/24", region=R2)
+
+
+@pytest.mark.parametrize(
+    ("cidr", "message"),
+    [
+        ("10.0.0.0/17", r"'resource.ipCidrRange': '10.0.0.0/17'.*conflicts with existing subnetwork 'other'"),
+        ("10.0.1.0/24", r"must contain the current range 10.0.1.0/24 with a shorter prefix"),
+        ("10.0.1.0/25", r"must contain the current range"),
+        ("10.8.0.0/16", r"must contain the current range"),
+        ("10.0.0.1/16", r"'resource.ipCidrRange': '10.0.0.1/16'. Must be a CIDR"),
+        ("10.0.0.0/16", r"overlaps with secondary range 'pods'"),
+    ],
+)
+def test_expand_ip_cidr_range_errors_name_the_field(clients: Clients, cidr: str, message: str) -> None:
+    network(clients)
+    pods = [c.SubnetworkSecondaryRange(range_name="pods", ip_cidr_range="10.0.128.0/21")]
+    subnet(clients, "sn", "10.0.1.0/24", secondary_ip_ranges=pods)
+    subnet(clients, "other", "10.0.64.0/24")
+    with pytest.raises(gexc.BadRequest, match=message):
+        expand(clients, "sn", cidr)
+    assert clients.subnetworks.get(project=P, region=R, subnetwork="sn").ip_cidr_range == "10.0.1.0/24"
+
+
+def test_only_private_subnets_can_be_expanded(gcp: GCPEmulator, clients: Clients) -> None:
+    network(clients)
+    subnet(clients, "proxy", "10.0.2.0/24", purpose="REGIONAL_MANAGED_PROXY", role="ACTIVE")
+    with pytest.raises(gexc.BadRequest, match=r"purpose REGIONAL_MANAGED_PROXY and cannot be expanded"):
+        expand(clients, "proxy", "10.0.0.0/22")
+    missing = raw(gcp, "POST", f"regions/{R}/subnetworks/missing/expandIpCidrRange", {"ipCidrRange": "10.0.0.0/8"})
+    assert missing.status_code == 404

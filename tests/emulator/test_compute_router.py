@@ -224,3 +224,48 @@ def test_router_status_auto_allocated_ips(gcp: GCPEmulator, vpc: Clients) -> Non
     reserved = {a.address for a in vpc.addresses.list(project=P, region=R)}
     assert not reserved & set(first)
     assert address(vpc, "later").address not in first
+
+
+def ip_info(vpc: Clients, nat_name: str = "") -> dict[str, list[tuple[str, str, str]]]:
+    """getNatIpInfo through the client: NAT name -> [(ip, usage, mode)]."""
+    request = c.GetNatIpInfoRouterRequest(project=P, region=R, router="rt", nat_name=nat_name or None)
+    return {
+        info.nat_name: [(m.nat_ip, m.usage, m.mode) for m in info.nat_ip_info_mappings]
+        for info in vpc.routers.get_nat_ip_info(request=request).result
+    }
+
+
+def test_nat_ip_info_reports_mode_and_usage(gcp: GCPEmulator, vpc: Clients) -> None:
+    ip1, ip2 = (vpc.addresses.get(project=P, region=R, address=n).address for n in ("ip1", "ip2"))
+    draining = listed("manual", "ip1", "sn")
+    draining["drainNatIps"] = [address_path("ip2")]
+    auto = nat("auto", sourceSubnetworkIpRangesToNat="LIST_OF_SUBNETWORKS")
+    auto["subnetworks"] = [{"name": f"projects/{P}/regions/{R}/subnetworks/sn2"}]
+    patch(gcp, {"nats": [draining, auto]})
+    # No endpoint uses either NAT yet: the manual IPs serve nothing, no IP was auto-allocated.
+    assert ip_info(vpc) == {"manual": [(ip1, "UNUSED", "MANUAL"), (ip2, "UNUSED", "MANUAL")], "auto": []}
+    gcp.extra["nat_vm_endpoints"] = {(ROUTER_PATH, "manual"): 1, (ROUTER_PATH, "auto"): 1}
+    info = ip_info(vpc)
+    assert info["manual"] == [(ip1, "IN_USE", "MANUAL"), (ip2, "UNUSED", "MANUAL")]
+    [(auto_ip, usage, mode)] = info["auto"]
+    assert (usage, mode) == ("IN_USE", "AUTO")
+    status = vpc.routers.get_router_status(project=P, region=R, router="rt").result
+    assert list(status.nat_status[1].auto_allocated_nat_ips) == [auto_ip]  # the same IP both views report
+    assert list(ip_info(vpc, "auto")) == ["auto"]
+    assert ip_info(vpc, "no-such-nat") == {}
+    with pytest.raises(gexc.NotFound):
+        vpc.routers.get_nat_ip_info(project=P, region=R, router="missing")
+
+
+def test_nat_mapping_info_lists_no_vm_endpoints(gcp: GCPEmulator, vpc: Clients) -> None:
+    """The emulator has no VM instances, so no NAT has per-VM port mappings to show."""
+    patch(gcp, {"nats": [nat("nat", address_path("ip1"))]})
+    gcp.extra["nat_vm_endpoints"] = {(ROUTER_PATH, "nat"): 3}
+    assert list(vpc.routers.get_nat_mapping_info(project=P, region=R, router="rt")) == []
+    body = raw(gcp, "GET", f"{ROUTER}/getNatMappingInfo", natName="nat", maxResults="10").json()
+    assert body == {
+        "kind": "compute#vmEndpointNatMappingsList",
+        "id": f"{ROUTER_PATH}/getNatMappingInfo",
+        "selfLink": f"{WWW}{ROUTER_PATH}/getNatMappingInfo",
+    }
+    assert raw(gcp, "GET", f"regions/{R}/routers/missing/getNatMappingInfo").status_code == 404

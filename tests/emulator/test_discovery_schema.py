@@ -288,11 +288,6 @@ def test_references_to_the_emulators_own_url_come_back_as_google_urls(gcp: GCPEm
     assert address["subnetwork"] == f"{LINK}/subnetworks/s1"
 
 
-def _gap(method_id: str, command: str) -> Any:
-    reason = f"not served yet: `{command}` gets 404 from the emulator"
-    return pytest.param(method_id, marks=pytest.mark.xfail(strict=True, reason=reason))
-
-
 @pytest.mark.parametrize(
     "method_id",
     [
@@ -321,15 +316,13 @@ def _gap(method_id: str, command: str) -> Any:
             )
         ),
         "run.projects.locations.operations.wait",
-        # Commands a user runs next that the emulator does not serve yet (found with gcloud).
-        _gap("compute.routers.getNatIpInfo", "gcloud compute routers get-nat-ip-info"),
-        _gap("compute.routers.getNatMappingInfo", "gcloud compute routers get-nat-mapping-info"),
-        _gap("compute.subnetworks.expandIpCidrRange", "gcloud compute networks subnets expand-ip-range"),
-        _gap(
-            "compute.regionNetworkEndpointGroups.listNetworkEndpoints",
-            "gcloud compute network-endpoint-groups list-network-endpoints",
-        ),
-        _gap("compute.globalOperations.aggregatedList", "gcloud compute operations list"),
+        # What users run next on those setups (gcloud routers get-nat-ip-info / get-nat-mapping-info,
+        # networks subnets expand-ip-range, network-endpoint-groups list-network-endpoints, operations list).
+        "compute.routers.getNatIpInfo",
+        "compute.routers.getNatMappingInfo",
+        "compute.subnetworks.expandIpCidrRange",
+        "compute.regionNetworkEndpointGroups.listNetworkEndpoints",
+        "compute.globalOperations.aggregatedList",
     ],
 )
 def test_methods_clients_call_are_served(method_id: str) -> None:

@@ -12,10 +12,11 @@ import pytest
 import requests
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1 as c
+from google.cloud import run_v2
 
 from runnet.emulator.gcp import EmulatorConfig, Fault, GCPEmulator
 from runnet.gcp.clients import Clients
-from tests.support.compute import P, R, network, raw, router, subnet, wait
+from tests.support.compute import R2, P, R, network, raw, router, subnet, wait
 
 VPC = c.Network(name="vpc", auto_create_subnetworks=False)
 
@@ -156,6 +157,40 @@ def test_request_log(gcp: GCPEmulator, clients: Clients) -> None:
         clients.routers.get(project=P, region=R, router="missing")
     assert gcp.log.writes() == []  # a read-only flow writes nothing
     assert [(e.method, e.status) for e in gcp.log.reads()] == [("GET", 200)] * 3 + [("GET", 404)]
+
+
+def test_aggregated_operations_group_compute_operations_by_scope(clients: Clients) -> None:
+    """What plain ``gcloud compute operations list`` reads: ``global`` plus one scope per region."""
+    network(clients)
+    subnet(clients, "a", "10.0.0.0/24")
+    subnet(clients, "b", "10.0.1.0/24", region=R2)
+    router(clients)
+    clients.subnetworks.delete(project=P, region=R, subnetwork="a").result(timeout=10)
+    clients.networks.insert(project="other-proj", network_resource=VPC).result(timeout=10)
+    template = run_v2.RevisionTemplate(
+        containers=[run_v2.Container(image="us-docker.pkg.dev/cloudrun/container/hello")]
+    )
+    clients.run_services.create_service(
+        parent=f"projects/{P}/locations/{R}", service_id="hello", service=run_v2.Service(template=template)
+    ).result(timeout=30)
+
+    def scopes(expression: str = "") -> dict[str, list[tuple[str, str]]]:
+        request = c.AggregatedListGlobalOperationsRequest(project=P, filter=expression or None)
+        return {
+            scope: [(op.operation_type, op.target_link.rsplit("/", 1)[1]) for op in listed.operations]
+            for scope, listed in clients.global_operations.aggregated_list(request=request)
+        }
+
+    assert scopes() == {  # neither the other project's nor Cloud Run's operations
+        "global": [("insert", "vpc")],
+        f"regions/{R}": [("insert", "a"), ("insert", "rt"), ("delete", "a")],
+        f"regions/{R2}": [("insert", "b")],
+    }
+    assert scopes('targetLink eq ".*/subnetworks/.*"') == {
+        f"regions/{R}": [("insert", "a"), ("delete", "a")],
+        f"regions/{R2}": [("insert", "b")],
+    }
+    assert scopes('operationType ne "insert"') == {f"regions/{R}": [("delete", "a")]}
 
 
 def test_cli_serves_on_a_free_port() -> None:

@@ -102,6 +102,48 @@ def update_and_delete_egress(gcloud: Gcloud) -> None:
     assert gcloud.json("compute networks list") == []
 
 
+def test_what_users_run_next_on_the_egress_setup(gcp: GCPEmulator, gcloud: Gcloud) -> None:
+    """NAT IP and mapping info, NEG endpoints, a subnet expansion and the operations list."""
+    gcloud.script(EGRESS)
+    gcloud.parallel(
+        [
+            f"compute networks subnets create other {R1} --network=vpc-cloud-run --range=10.10.64.0/24",
+            f"compute network-endpoint-groups create neg {R1} --network-endpoint-type=serverless "
+            "--cloud-run-service=hello",
+        ]
+    )
+    ip = gcloud.value(f"compute addresses describe static-ip {R1}", "address")
+    router = f"router-cloud-run {R1}"
+    [info] = gcloud.json(f"compute routers get-nat-ip-info {router}")["result"]
+    assert info == {
+        "natName": "nat-cloud-run",
+        "natIpInfoMappings": [{"natIp": ip, "usage": "UNUSED", "mode": "MANUAL"}],  # no VM endpoint yet
+    }
+    egress_router = "projects/egress-proj/regions/asia-northeast1/routers/router-cloud-run"
+    gcp.extra["nat_vm_endpoints"] = {(egress_router, "nat-cloud-run"): 1}
+    ip_info, mappings, endpoints = gcloud.parallel(
+        [
+            f"compute routers get-nat-ip-info {router} --nat-name=nat-cloud-run --format=json",
+            f"compute routers get-nat-mapping-info {router} --format=json",
+            f"compute network-endpoint-groups list-network-endpoints neg {R1} --format=json",
+        ]
+    )
+    [info] = ip_info.json()["result"]
+    assert info["natIpInfoMappings"] == [{"natIp": ip, "usage": "IN_USE", "mode": "MANUAL"}]
+    assert (mappings.json(), endpoints.json()) == ([], [])  # no VM instances; a serverless NEG has no endpoints
+
+    gcloud(f"compute networks subnets expand-ip-range subnet-cloud-run {R1} --prefix-length=20")
+    subnet = gcloud.json(f"compute networks subnets describe subnet-cloud-run {R1}")
+    assert (subnet["ipCidrRange"], subnet["gatewayAddress"]) == ("10.10.0.0/20", "10.10.10.1")
+    overlap = gcloud(f"compute networks subnets expand-ip-range subnet-cloud-run {R1} --prefix-length=17", ok=False)
+    assert "'resource.ipCidrRange'" in overlap.stderr and "subnetwork 'other'" in overlap.stderr, overlap.describe()
+
+    operations = gcloud.json("compute operations list")
+    assert ("insert", "vpc-cloud-run") in [(o["operationType"], o["targetLink"].rsplit("/", 1)[1]) for o in operations]
+    expansions = gcloud.json("compute operations list --filter=operationType=expandIpCidrRange")
+    assert [(o["status"], o["targetLink"]) for o in expansions] == [("DONE", subnet["selfLink"])]
+
+
 PSC_PRODUCER = """
 gcloud compute networks create producer-vpc --subnet-mode=custom --project={P}
 gcloud compute networks subnets create producer-subnet --network=producer-vpc --range=10.0.1.0/24 --region={R} --project={P}

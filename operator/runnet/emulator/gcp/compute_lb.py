@@ -216,6 +216,12 @@ def build_neg(call: Call, body: dict[str, Any], path: str) -> Resource:
     return {**base_fields(call, NEG, path), **echo(body), "size": 0}
 
 
+async def list_network_endpoints(call: Call) -> Any:
+    """A serverless NEG has no network endpoints (``size`` 0): the list is empty, ``items`` absent."""
+    NEG.get(call)
+    return {"kind": "compute#networkEndpointGroupsListNetworkEndpoints"}
+
+
 # -- backend services ----------------------------------------------------------------------------
 
 
@@ -394,6 +400,14 @@ def register(emu: GCPEmulator) -> None:
         delete_operation_type="compute.regionNetworkEndpointGroups.delete",
     )
     register_aggregated(emu, NEG, "compute#networkEndpointGroupAggregatedList")
+    emu.route(
+        "POST",
+        NEG.pattern("/{name}/listNetworkEndpoints"),
+        list_network_endpoints,
+        method_id="compute.regionNetworkEndpointGroups.listNetworkEndpoints",
+        permission="compute.regionNetworkEndpointGroups.get",
+        mutating=False,
+    )
     register_crud(emu, BACKEND_SERVICE, build_backend_service)
     register_aggregated(emu, BACKEND_SERVICE, "compute#backendServiceAggregatedList")
     register_updates(emu, BACKEND_SERVICE, build_backend_service)

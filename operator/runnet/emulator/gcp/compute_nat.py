@@ -1,15 +1,18 @@
 """Cloud NAT, which lives inside a Router's ``nats[]``: validation, server defaults, runtime status.
 
-Router PATCH/PUT hand every NAT entry to ``check_nats``; ``nat_status`` answers getRouterStatus.
-Test knob: ``emu.extra["nat_vm_endpoints"][(router_path, nat_name)] = N`` says N VM endpoints use
-the NAT (default 0), which drives ``numVmEndpointsWithNatMappings``, ``minExtraNatIpsNeeded`` =
-max(0, ceil(N * minPorts / 64512) - len(natIps)) for MANUAL_ONLY, and the auto-allocated IPs of
-AUTO_ONLY NATs.
+Router PATCH/PUT hand every NAT entry to ``check_nats``; ``nat_status`` answers getRouterStatus
+and ``nat_ip_info`` getNatIpInfo. Test knob: ``emu.extra["nat_vm_endpoints"][(router_path,
+nat_name)] = N`` says N VM endpoints use the NAT (default 0), which drives
+``numVmEndpointsWithNatMappings``, ``minExtraNatIpsNeeded`` = max(0, ceil(N * minPorts / 64512) -
+len(natIps)) for MANUAL_ONLY, the auto-allocated IPs of AUTO_ONLY NATs, and which NAT IPs
+getNatIpInfo reports IN_USE. getNatMappingInfo lists no endpoint even then: the emulator has no
+VM instances to name.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runnet.emulator.gcp import ids, ipam
@@ -240,7 +243,20 @@ def _check_ip_owners(call: Call, router: Resource, nats: list[dict[str, Any]]) -
                 raise field_error(where, value, f"The address is already being used by '{others[0]}'.")
 
 
-# -- getRouterStatus -----------------------------------------------------------------------------
+# -- runtime views: getRouterStatus, getNatIpInfo ------------------------------------------------
+
+
+@dataclass
+class NatRuntime:
+    """What a NAT is doing right now, as the knob ``nat_vm_endpoints`` makes it."""
+
+    endpoints: int
+    needed: int
+    """IPs the endpoints need: ceil(endpoints * minPorts / 64512)."""
+    user_ips: list[str]
+    user_urls: list[str]
+    drain_ips: list[str]
+    auto_ips: list[str]
 
 
 def _auto_ips(emu: GCPEmulator, key: tuple[str, str], needed: int) -> list[str]:
@@ -252,8 +268,7 @@ def _auto_ips(emu: GCPEmulator, key: tuple[str, str], needed: int) -> list[str]:
     return list(ips)
 
 
-def nat_status(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[str, Any]:
-    """One ``natStatus`` entry of getRouterStatus (empty lists omitted, as GCP does)."""
+def nat_runtime(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> NatRuntime:
     key = (router_path, nat["name"])
     endpoints = int(emu.extra.get("nat_vm_endpoints", {}).get(key, 0))
     needed = math.ceil(endpoints * min_ports(nat) / PORTS_PER_IP)
@@ -266,14 +281,41 @@ def nat_status(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[
     user_ips, user_urls = ips(nat.get("natIps", []))
     drain_ips, _ = ips(nat.get("drainNatIps", []))
     auto = nat.get("natIpAllocateOption") == "AUTO_ONLY"
+    auto_ips = _auto_ips(emu, key, needed) if auto else []
+    return NatRuntime(endpoints, needed, user_ips, user_urls, drain_ips, auto_ips)
+
+
+def nat_status(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[str, Any]:
+    """One ``natStatus`` entry of getRouterStatus (empty lists omitted, as GCP does)."""
+    now = nat_runtime(emu, router_path, nat)
+    auto = nat.get("natIpAllocateOption") == "AUTO_ONLY"
     status: dict[str, Any] = {
         "name": nat["name"],
-        "userAllocatedNatIps": user_ips,
-        "userAllocatedNatIpResources": user_urls,
-        "autoAllocatedNatIps": _auto_ips(emu, key, needed) if auto else [],
-        "drainUserAllocatedNatIps": drain_ips,
+        "userAllocatedNatIps": now.user_ips,
+        "userAllocatedNatIpResources": now.user_urls,
+        "autoAllocatedNatIps": now.auto_ips,
+        "drainUserAllocatedNatIps": now.drain_ips,
         "drainAutoAllocatedNatIps": [],
-        "minExtraNatIpsNeeded": 0 if auto else max(0, needed - len(user_ips)),
-        "numVmEndpointsWithNatMappings": endpoints,
+        "minExtraNatIpsNeeded": 0 if auto else max(0, now.needed - len(now.user_ips)),
+        "numVmEndpointsWithNatMappings": now.endpoints,
     }
     return {k: v for k, v in status.items() if v != []}
+
+
+def nat_ip_info(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[str, Any]:
+    """One ``result`` entry of getNatIpInfo: each NAT IP with its mode and usage.
+
+    An IP is IN_USE when it serves at least one endpoint: the first ``needed`` active IPs (the
+    count getRouterStatus reports), so none without endpoints. Draining IPs take no new endpoints.
+    """
+    now = nat_runtime(emu, router_path, nat)
+    active = [(ip, "AUTO") for ip in now.auto_ips] + [(ip, "MANUAL") for ip in now.user_ips]
+    mappings = [
+        {"natIp": ip, "usage": "IN_USE" if i < now.needed else "UNUSED", "mode": mode}
+        for i, (ip, mode) in enumerate(active)
+    ]
+    mappings += [{"natIp": ip, "usage": "UNUSED", "mode": "MANUAL"} for ip in now.drain_ips]
+    info: dict[str, Any] = {"natName": nat["name"]}
+    if mappings:
+        info["natIpInfoMappings"] = mappings
+    return info

@@ -1,4 +1,6 @@
-"""Cloud Routers: insert/get/list/delete, PATCH (merge), PUT (replace) and getRouterStatus.
+"""Cloud Routers: insert/get/list/delete, PATCH (merge), PUT (replace) and the NAT runtime views.
+
+The runtime views are getRouterStatus, getNatIpInfo and getNatMappingInfo (``compute_nat``).
 
 Routers have no fingerprint, so PATCH has no optimistic lock (NOTES.md section 7). PATCH merges
 top-level fields: a field that is present replaces the stored one, ``nats`` included (the whole
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from runnet.emulator.gcp import ids
 from runnet.emulator.gcp.compute_common import Collection, base_fields, register_crud
-from runnet.emulator.gcp.compute_nat import check_nats, clean, nat_status
+from runnet.emulator.gcp.compute_nat import check_nats, clean, nat_ip_info, nat_status
 from runnet.emulator.gcp.compute_network import field_error, referenced
 from runnet.emulator.gcp.errors import not_found
 from runnet.emulator.gcp.store import Resource, relative
@@ -104,6 +106,27 @@ async def get_router_status(call: Call) -> Any:
     return {"kind": "compute#routerStatusResponse", "result": result}
 
 
+def _nats(call: Call, router: Resource) -> list[dict[str, Any]]:
+    """The router's NATs, or only the one ``natName`` names (none when no NAT has that name)."""
+    nats: list[dict[str, Any]] = router.get("nats", [])
+    wanted = call.query.get("natName")
+    return [n for n in nats if n["name"] == wanted] if wanted else nats
+
+
+async def get_nat_ip_info(call: Call) -> Any:
+    router = ROUTERS.get(call)
+    path = ROUTERS.path(call, call.params["name"])
+    result = [nat_ip_info(call.emu, path, nat) for nat in _nats(call, router)]
+    return {"result": result} if result else {}
+
+
+async def get_nat_mapping_info(call: Call) -> Any:
+    """Per-VM port mappings: none, since the emulator runs no VM instances (paging params accepted)."""
+    ROUTERS.get(call)  # 404 for a missing router
+    path = f"{ROUTERS.path(call, call.params['name'])}/getNatMappingInfo"
+    return {"kind": "compute#vmEndpointNatMappingsList", "id": path, "selfLink": ids.self_link(path)}
+
+
 def register(emu: GCPEmulator) -> None:
     """Routers (with their Cloud NATs)."""
     register_crud(emu, ROUTERS, build_router, aggregated=True)
@@ -131,3 +154,12 @@ def register(emu: GCPEmulator) -> None:
         permission="compute.routers.get",
         mutating=False,
     )
+    for method, handler in (("getNatIpInfo", get_nat_ip_info), ("getNatMappingInfo", get_nat_mapping_info)):
+        emu.route(
+            "GET",
+            ROUTERS.pattern(f"/{{name}}/{method}"),
+            handler,
+            method_id=f"compute.routers.{method}",
+            permission="compute.routers.get",
+            mutating=False,
+        )

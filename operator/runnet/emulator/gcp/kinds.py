@@ -11,6 +11,7 @@ from runnet.emulator.gcp import (
     compute_network,
     compute_psc,
     compute_router,
+    compute_subnet_expand,
     run,
 )
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 REGISTRARS: list[Callable[[GCPEmulator], None]] = [
     compute_network.register,
+    compute_subnet_expand.register,
     compute_address.register,
     compute_router.register,
     compute_lb.register,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -340,6 +341,14 @@ class GCPEmulator:
                 permission=f"compute.{label}.list",
                 mutating=False,
             )
+        self.route(
+            "GET",
+            "aggregated/operations",
+            self._op_aggregated,
+            method_id="compute.globalOperations.aggregatedList",
+            permission="compute.globalOperations.list",
+            mutating=False,
+        )
         run_ops = "run.projects.locations.operations"
         self.route(
             "GET",
@@ -416,6 +425,24 @@ class GCPEmulator:
         kind = "compute#operationList"
         return compute_list(call, kind, [self.render(op) for op in self.operations.under(prefix)], prefix.rstrip("/"))
 
+    async def _op_aggregated(self, call: Call) -> Any:
+        """The project's Compute operations by scope: ``global`` and ``regions/<r>`` (scopes with any)."""
+        scopes: dict[str, list[dict[str, Any]]] = {}
+        for op in self.operations.under(f"projects/{call.project}/"):
+            if op.api == "compute":
+                parts = op.path.split("/")
+                scope = "global" if parts[2] == "global" else f"regions/{parts[3]}"
+                scopes.setdefault(scope, []).append(self.render(op))
+        expression = call.query.get("filter", "")
+        scopes = {scope: kept for scope, ops in scopes.items() if (kept := filter_items(ops, expression))}
+        collection = f"projects/{call.project}/aggregated/operations"
+        return {
+            "kind": "compute#operationAggregatedList",
+            "id": collection,
+            "selfLink": ids.self_link(collection),
+            "items": {scope: {"operations": ops} for scope, ops in sorted(scopes.items())},
+        }
+
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         api = "run" if request.path.startswith("/v2/") else "compute"
         error = GCPError(404, "notFound", f"The emulator does not serve {request.method} {request.path}")
@@ -478,21 +505,28 @@ def compute_list(call: Call, kind: str, items: list[Resource], collection: str) 
 
 
 def filter_items(items: list[Resource], expression: str) -> list[Resource]:
-    """The subset of Compute's list filter that clients send: ``field = value`` / ``field eq value``.
+    """The one-term subset of Compute's list filter that clients send.
 
-    Unknown shapes are ignored (the full list comes back), which is what a lenient server does
-    and what gcloud copes with, since it filters again on its side.
+    ``field = value`` is equality; ``field eq regex`` / ``field ne regex`` (what gcloud sends for
+    ``--filter=field=word``) match a regular expression against the whole value. Other shapes are
+    ignored (the full list comes back), which is what a lenient server does.
     """
     expression = expression.strip()
-    if not expression:
+    if not expression or " AND " in expression.upper():
         return items
-    for op in (" = ", " eq ", "="):
-        if op in expression and " AND " not in expression.upper():
+    for op in (" = ", " eq ", " ne ", "="):
+        if op in expression:
             field_name, _, value = expression.partition(op)
-            value = value.strip().strip('"').strip("'")
             field_name = field_name.strip().strip("(")
-            value = value.rstrip(")")
-            return [i for i in items if str(i.get(field_name, "")) == value]
+            value = value.strip().rstrip(")").strip().strip('"').strip("'")
+            if op.strip() not in ("eq", "ne"):
+                return [i for i in items if str(i.get(field_name, "")) == value]
+            try:
+                pattern = re.compile(value)
+            except re.error as exc:
+                raise GCPError(400, "invalid", f"Invalid value for field 'filter': '{expression}'. {exc}.") from exc
+            keep = op.strip() == "eq"
+            return [i for i in items if bool(pattern.fullmatch(str(i.get(field_name, "")))) == keep]
     return items
 
 
