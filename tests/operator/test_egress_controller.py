@@ -273,6 +273,26 @@ def _nat_addresses(clients: Clients) -> list[str]:
     return [ip.rsplit("/", 1)[-1] for nat in router.nats for ip in nat.nat_ips]
 
 
+def _give_to_another_nat(clients: Clients, address: str) -> None:
+    """Someone uses the address in a NAT of their own, in another network."""
+    clients.networks.insert(
+        project=PROJECT, network_resource=compute_v1.Network(name="elsewhere", auto_create_subnetworks=False)
+    ).result()
+    theirs = compute_v1.Router(
+        name="their-router",
+        network=f"projects/{PROJECT}/global/networks/elsewhere",
+        nats=[
+            compute_v1.RouterNat(
+                name="their-nat",
+                nat_ip_allocate_option="MANUAL_ONLY",
+                nat_ips=[f"projects/{PROJECT}/regions/{REGION}/addresses/{address}"],
+                source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
+            )
+        ],
+    )
+    clients.routers.insert(project=PROJECT, region=REGION, router_resource=theirs).result()
+
+
 async def _respec(driver: Driver, addresses: list[str]) -> None:
     driver.body["spec"]["nat"]["addresses"] = addresses
     driver.body["metadata"]["generation"] += 1
@@ -324,22 +344,7 @@ async def test_unlisted_addresses_outlive_the_gateway_under_retain_unless_taken_
     (event, _) = [e for e in driver.events if e.reason == "AddressRetained"]
     assert "outlives the gateway (addressDeletionPolicy Retain)" in event.message
     # Someone gives static-ip-3 to a NAT of their own: it is no longer runnet's to keep or release.
-    clients.networks.insert(
-        project=PROJECT, network_resource=compute_v1.Network(name="elsewhere", auto_create_subnetworks=False)
-    ).result()
-    theirs = compute_v1.Router(
-        name="their-router",
-        network=f"projects/{PROJECT}/global/networks/elsewhere",
-        nats=[
-            compute_v1.RouterNat(
-                name="their-nat",
-                nat_ip_allocate_option="MANUAL_ONLY",
-                nat_ips=[f"projects/{PROJECT}/regions/{REGION}/addresses/static-ip-3"],
-                source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
-            )
-        ],
-    )
-    clients.routers.insert(project=PROJECT, region=REGION, router_resource=theirs).result()
+    _give_to_another_nat(clients, "static-ip-3")
     await driver.reconcile()
     assert driver.status["retainedAddresses"] == [{"name": "static-ip-2", "ip": ips[1]}]
     assert (await driver.finalize()).retry_after is None
@@ -355,22 +360,7 @@ async def test_teardown_keeps_an_owned_address_someone_else_now_uses(driver_fact
     router = clients.routers.get(project=PROJECT, region=REGION, router="router-cloud-run")
     router.nats = []
     clients.routers.update(project=PROJECT, region=REGION, router="router-cloud-run", router_resource=router).result()
-    clients.networks.insert(
-        project=PROJECT, network_resource=compute_v1.Network(name="elsewhere", auto_create_subnetworks=False)
-    ).result()
-    theirs = compute_v1.Router(
-        name="their-router",
-        network=f"projects/{PROJECT}/global/networks/elsewhere",
-        nats=[
-            compute_v1.RouterNat(
-                name="their-nat",
-                nat_ip_allocate_option="MANUAL_ONLY",
-                nat_ips=[f"projects/{PROJECT}/regions/{REGION}/addresses/static-ip"],
-                source_subnetwork_ip_ranges_to_nat="ALL_SUBNETWORKS_ALL_IP_RANGES",
-            )
-        ],
-    )
-    clients.routers.insert(project=PROJECT, region=REGION, router_resource=theirs).result()
+    _give_to_another_nat(clients, "static-ip")
     outcome = await driver.finalize()
     assert outcome.retry_after is None
     assert clients.addresses.get(project=PROJECT, region=REGION, address="static-ip").status == "IN_USE"
