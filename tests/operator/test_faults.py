@@ -99,3 +99,22 @@ async def test_psc_export_and_endpoint_converge_and_delete_under_injected_faults
         else:
             pytest.fail(f"{driver.body['kind']} deletion did not finish under faults")
     assert inventory(gcp) == before
+
+
+async def test_rate_limited_reads_are_retried_in_place_and_keep_a_converged_export_ready(
+    driver_factory, clients, gcp
+) -> None:
+    from tests.operator.test_psc_controller import PRODUCER, topology
+
+    deploy_service(clients, PRODUCER, REGION, "hello-service")
+    both = topology(driver_factory)
+    await both.converge()
+    assert both.export.condition()["status"] == "True", both.export.condition()
+    # The next two IAM policy reads are rate-limited: the third attempt of the same pass gets through.
+    gcp.config.faults = [Fault("run.services.getIamPolicy", 1.0, "429", times=2)]
+    gcp.log.clear()
+    await both.export_pass()
+    reads = [e.status for e in gcp.log.snapshot() if e.permission == "run.services.getIamPolicy"]
+    assert reads == [429, 429, 200]
+    assert both.export.condition()["status"] == "True", both.export.condition()
+    assert gcp.log.writes() == []

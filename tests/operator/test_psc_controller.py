@@ -50,8 +50,10 @@ class Topology:
             await self.export_pass()
             await self.endpoint.reconcile()
             if self.export.condition()["status"] == self.endpoint.condition()["status"] == "True":
+                # One more export pass shows the endpoint's connection; under faults it may fail, so go on.
                 await self.export_pass()
-                return
+                if self.export.condition()["status"] == "True":
+                    return
 
 
 def topology(driver_factory: Any, export: dict[str, Any] | None = None) -> Topology:

@@ -115,10 +115,14 @@ class RunInvokersAdapter(Adapter):
         request = iam_policy_pb2.GetIamPolicyRequest(
             resource=self.path, options=options_pb2.GetPolicyOptions(requested_policy_version=3)
         )
-        return call(
+        # A read: transient errors are retried in place, like every other GET.
+        policy = find(
             f"reading the IAM policy of Cloud Run service {self.name}",
             lambda: self.ctx.clients.run_services.get_iam_policy(request=request),
         )
+        if policy is None:
+            raise GCPCallError(f"Cloud Run service {self.name} disappeared", retryable=True)
+        return policy
 
     def observe(self) -> Observation:
         svc = read_service(self.ctx, self.name)

@@ -17,12 +17,14 @@ class Fault:
 
     ``method`` is matched against the IAM permission of the call (``compute.routers.update``,
     ``run.services.create``), which names every method uniquely enough; ``*`` matches all.
-    ``operation`` makes a mutating call return an operation that then fails.
+    ``operation`` makes a mutating call return an operation that then fails. ``times``, when set,
+    stops the fault after that many injections (a deterministic "the next N calls fail").
     """
 
     method: str
     rate: float
     kind: FaultKind
+    times: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> Fault:
@@ -62,8 +64,12 @@ class EmulatorConfig:
         for fault in self.faults:
             if fault.kind == "operation" and not mutating:
                 continue
+            if fault.times is not None and fault.times <= 0:
+                continue
             matched = fault.matches(permission) or (method_id and fault.matches(method_id))
             if matched and self.random.random() < fault.rate:
+                if fault.times is not None:
+                    fault.times -= 1
                 return fault.kind
         return None
 
