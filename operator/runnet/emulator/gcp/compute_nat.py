@@ -76,6 +76,7 @@ def check_nats(call: Call, router: Resource, nats: list[Any]) -> list[dict[str, 
         out.append(_check_nat(call, router, nat, field))
     _check_coverage(out)
     _check_ip_owners(call, router, out)
+    _check_network_coverage(call, router, out)
     return out
 
 
@@ -221,6 +222,30 @@ def _check_coverage(nats: list[dict[str, Any]]) -> None:
                     f"Subnetwork {entry['name']} is already NATed by {seen[entry['name']]}.",
                 )
             seen[entry["name"]] = nat["name"]
+
+
+def _check_network_coverage(call: Call, router: Resource, nats: list[dict[str, Any]]) -> None:
+    """A NAT covering all subnetworks must be the only NAT of its network in the region, across routers.
+
+    GCP's API reference: "if this field contains ALL_SUBNETWORKS_ALL_IP_RANGES then there should
+    not be any other Router.Nat section in any Router for this network in this region".
+    """
+    if not nats:
+        return
+    router_path = relative(router["selfLink"])
+    scope = router_path.rsplit("/", 1)[0] + "/"
+    for path, other in call.emu.store.items():
+        if not path.startswith(scope) or path == router_path or other.get("network") != router.get("network"):
+            continue
+        for theirs in other.get("nats") or []:
+            everything = [n for n in [theirs, *nats] if n.get("sourceSubnetworkIpRangesToNat") in SOURCE_MODES[:2]]
+            if everything:
+                raise field_error(
+                    "resource.nats",
+                    everything[0]["name"],
+                    f"Router '{path}' already has NAT '{theirs['name']}' in this network and region; a NAT covering "
+                    "all subnetworks must be the only NAT of the network in the region.",
+                )
 
 
 def _check_ip_owners(call: Call, router: Resource, nats: list[dict[str, Any]]) -> None:

@@ -19,6 +19,10 @@ MIN_PREFIX, MAX_PREFIX = 8, 29
 """GCP's limits for an IPv4 subnet range: no larger than /8, no smaller than /29."""
 
 
+PROHIBITED = tuple(ipaddress.IPv4Network(r) for r in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4"))
+"""Ranges GCP's documentation lists as prohibited for subnets (this network, loopback, link-local, multicast)."""
+
+
 def parse_range(value: object, field: str) -> Net:
     """A subnet range as GCP accepts it: IPv4 CIDR with the host bits zero, /8 to /29."""
     text = str(value or "")
@@ -33,6 +37,12 @@ def parse_range(value: object, field: str) -> Net:
             f"Invalid value for field '{field}': '{text}'. The prefix length of an IPv4 subnetwork "
             f"range must be between /{MIN_PREFIX} and /{MAX_PREFIX}."
         )
+    for prohibited in PROHIBITED:
+        if net.overlaps(prohibited):
+            raise invalid(
+                f"Invalid value for field '{field}': '{text}'. The range overlaps {prohibited}, which cannot be "
+                "used for subnetworks."
+            )
     return net
 
 

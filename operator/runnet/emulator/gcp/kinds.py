@@ -10,6 +10,7 @@ from runnet.emulator.gcp import (
     compute_lb,
     compute_network,
     compute_psc,
+    compute_region,
     compute_router,
     compute_subnet_expand,
     run,
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from runnet.emulator.gcp.server import GCPEmulator
 
 REGISTRARS: list[Callable[[GCPEmulator], None]] = [
+    compute_region.register,
     compute_network.register,
     compute_subnet_expand.register,
     compute_address.register,

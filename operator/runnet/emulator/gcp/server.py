@@ -19,6 +19,7 @@ from typing import Any, Literal
 from aiohttp import web
 
 from runnet.emulator.gcp import ids
+from runnet.emulator.gcp.compute_region import check_region
 from runnet.emulator.gcp.config import EmulatorConfig
 from runnet.emulator.gcp.errors import GCPError, permission_denied
 from runnet.emulator.gcp.operations import (
@@ -260,6 +261,8 @@ class GCPEmulator:
         fault = self.config.pick_fault(route.permission, mutating=route.mutating, method_id=route.method_id)
         if fault in ("429", "500", "503"):
             raise _injected(int(fault))
+        if route.api == "compute":
+            check_region(call, mutating=route.mutating)
         request_id = call.query.get("requestId")
         if route.mutating and request_id:
             previous = self.operations.by_request_id(call.project, request_id)
