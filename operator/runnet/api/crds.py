@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel
 
 from runnet.api import egress, psc
-from runnet.api.common import GROUP, VERSION
+from runnet.api.common import GROUP, VERSION, expectation
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class KindInfo:
     short_names: list[str]
     spec: type[BaseModel]
     status: type[BaseModel]
+    description: str = ""
     columns: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -49,6 +50,7 @@ KINDS: list[KindInfo] = [
         short_names=["egw"],
         spec=egress.EgressGatewaySpec,
         status=egress.EgressGatewayStatus,
+        description=egress.DESCRIPTION,
         columns=[
             _ready_column(),
             {"name": "NAT IPs", "type": "string", "jsonPath": ".status.summary.natIPs"},
@@ -63,11 +65,13 @@ KINDS: list[KindInfo] = [
         short_names=["pscx"],
         spec=psc.PSCExportSpec,
         status=psc.PSCExportStatus,
+        description=psc.EXPORT_DESCRIPTION,
         columns=[
             _ready_column(),
             {"name": "Attachment", "type": "string", "jsonPath": ".status.summary.attachment"},
             {"name": "Accepted", "type": "integer", "jsonPath": ".status.accepted"},
             {"name": "Pending", "type": "integer", "jsonPath": ".status.pending"},
+            {"name": "Rejected", "type": "integer", "jsonPath": ".status.rejected"},
             _age_column(),
         ],
     ),
@@ -78,6 +82,7 @@ KINDS: list[KindInfo] = [
         short_names=["psce"],
         spec=psc.PSCEndpointSpec,
         status=psc.PSCEndpointStatus,
+        description=psc.ENDPOINT_DESCRIPTION,
         columns=[
             _ready_column(),
             {"name": "IP", "type": "string", "jsonPath": ".status.ip"},
@@ -88,30 +93,44 @@ KINDS: list[KindInfo] = [
 ]
 
 
-def structural(model: type[BaseModel]) -> dict[str, Any]:
-    """The model's schema in Kubernetes' structural OpenAPI v3 subset."""
+def structural(model: type[BaseModel], path: str = "spec") -> dict[str, Any]:
+    """The model's schema in Kubernetes' structural OpenAPI v3 subset (``path``: where it sits, for messages)."""
     raw = model.model_json_schema(by_alias=True, mode="validation")
     defs = raw.pop("$defs", {})
-    return _clean(raw, defs)
+    return _clean(raw, defs, path)
 
 
 _DROP = {"title", "$defs"}
 
 
-def _clean(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+def _cel_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _worded(node: dict[str, Any], path: str) -> None:
+    """A ``pattern`` becomes a CEL rule whose message names the field and says in words what fits."""
+    pattern = node.pop("pattern")
+    where = f"each entry of {path.removesuffix('[*]')}" if path.endswith("[*]") else path
+    rule = {"rule": f"self.matches({_cel_string(pattern)})", "message": f"{where} must be {expectation(pattern)}"}
+    node["x-kubernetes-validations"] = [rule, *node.get("x-kubernetes-validations", [])]
+    if "maxLength" not in node:
+        raise ValueError(f"{path}: a patterned string needs max_length (CEL's cost budget)")
+
+
+def _clean(node: dict[str, Any], defs: dict[str, Any], path: str) -> dict[str, Any]:
     node = copy.deepcopy(node)
     if "$ref" in node:
         target = defs[node.pop("$ref").split("/")[-1]]
-        merged = {**_clean(target, defs), **{k: v for k, v in node.items() if k not in _DROP}}
-        return _clean(merged, defs) if "$ref" in merged else merged
+        merged = {**_clean(target, defs, path), **{k: v for k, v in node.items() if k not in _DROP}}
+        return _clean(merged, defs, path) if "$ref" in merged else merged
     if "allOf" in node and len(node["allOf"]) == 1:
-        inner = _clean(node.pop("allOf")[0], defs)
+        inner = _clean(node.pop("allOf")[0], defs, path)
         node = {**inner, **node}
     if "anyOf" in node:
         options = [o for o in node["anyOf"] if o.get("type") != "null"]
         node.pop("anyOf")
         if len(options) == 1:
-            node = {**_clean(options[0], defs), **node}
+            node = {**_clean(options[0], defs, path), **node}
             node.pop("default", None) if node.get("default") is None else None
         else:
             raise ValueError(f"union types are not structural: {options}")
@@ -120,13 +139,15 @@ def _clean(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         if key in _DROP:
             continue
         if key == "properties":
-            out[key] = {name: _clean(sub, defs) for name, sub in value.items()}
+            out[key] = {name: _clean(sub, defs, f"{path}.{name}") for name, sub in value.items()}
         elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
-            out[key] = _clean(value, defs)
+            out[key] = _clean(value, defs, f"{path}[*]")
         elif key == "const":
             out["enum"] = [value]
         else:
             out[key] = value
+    if "pattern" in out:
+        _worded(out, path)
     if "enum" in out and "type" not in out:
         out["type"] = "string"
     if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
@@ -140,8 +161,9 @@ def _clean(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 def crd(info: KindInfo) -> dict[str, Any]:
     spec_schema = structural(info.spec)
-    spec_schema.setdefault("description", f"Desired state of the {info.kind}.")
-    status_schema = structural(info.status)
+    spec_schema["description"] = f"Desired state of the {info.kind}."
+    status_schema = structural(info.status, "status")
+    status_schema["description"] = f"What runnet observed of the {info.kind} in GCP (written by the operator)."
     status_schema.pop("required", None)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -168,12 +190,12 @@ def crd(info: KindInfo) -> dict[str, Any]:
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": f"{info.kind} (generated from runnet.api; do not edit).",
+                            "description": info.description,
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
-                                "metadata": {"type": "object"},
+                                "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
+                                "kind": {"type": "string", "description": info.kind},
+                                "metadata": {"type": "object", "description": "Standard object metadata."},
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },

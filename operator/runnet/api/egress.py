@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from runnet.api.common import (
-    CIDR_PATTERN,
-    REGION_PATTERN,
+    DELETION_POLICY_HELP,
+    Cidr,
     CommonStatus,
     DeletionPolicy,
     GCPName,
     Model,
-    NamedRef,
     ProjectId,
+    Region,
     immutable,
+    names_immutable,
 )
 
 KIND = "EgressGateway"
+DESCRIPTION = (
+    "A fixed, allowlistable egress IP for Cloud Run: a VPC network, a subnet for Direct VPC egress, a Cloud Router "
+    "with Cloud NAT on reserved static IPs, and the listed Cloud Run services sending their traffic through it. "
+    "status.natIPs lists the IPs to give to partners."
+)
 
 
 class Egress(StrEnum):
@@ -43,31 +48,50 @@ class AddressDeletionPolicy(StrEnum):
     DELETE = "Delete"
 
 
-class NetworkRef(NamedRef):
+class NetworkRef(Model):
     name: GCPName = Field(
-        description="VPC network (custom mode); created when absent. Immutable.",
+        description="VPC network (custom mode); created when absent, used as it is when it exists. Immutable.",
         json_schema_extra=immutable("spec.network.name", KIND),
     )
 
 
-class SubnetSpec(NamedRef):
-    ip_cidr_range: Annotated[str, Field(pattern=CIDR_PATTERN)] | None = Field(
+class SubnetSpec(Model):
+    """A subnet of the network; runnet creates it with ipCidrRange, or uses an existing one of that name."""
+
+    name: GCPName = Field(description="Subnet name; created when absent, used as it is when it exists. Immutable.")
+    ip_cidr_range: Cidr | None = Field(
         default=None,
-        description="Primary range, required when runnet creates the subnet; Direct VPC egress wants a /26 or larger.",
+        description="Primary IPv4 range (/8 to /29), required when runnet creates the subnet. A larger range with "
+        "the same base address grows the subnet in place (GCP cannot shrink one). Direct VPC egress takes about two "
+        "IPs per instance: the SubnetCapacity condition warns when the range is too small.",
     )
-    private_ip_google_access: bool = Field(default=True, description="Reach Google APIs without external IPs.")
+    private_ip_google_access: bool = Field(
+        default=True, description="Let the subnet reach Google APIs without external IPs (default true)."
+    )
+
+
+class RouterRef(Model):
+    name: GCPName = Field(description="Cloud Router in the network and region; created when absent. Immutable.")
 
 
 class NatLogging(Model):
-    enabled: bool = False
-    filter: NatLogFilter = NatLogFilter.ALL
+    """Cloud NAT logging to Cloud Logging."""
+
+    enabled: bool = Field(default=False, description="Log NAT translations and/or errors (default false).")
+    filter: NatLogFilter = Field(
+        default=NatLogFilter.ALL, description="What to log: ALL (default), ERRORS_ONLY or TRANSLATIONS_ONLY."
+    )
 
 
-class NatSpec(NamedRef):
+class NatSpec(Model):
+    """The Cloud NAT in the router, with the reserved static IPs it translates to."""
+
+    name: GCPName = Field(description="Cloud NAT name inside the router. Immutable.")
     addresses: list[GCPName] = Field(
         min_length=1,
         max_length=300,
-        description="Reserved static external IPs (regional address names), one per entry; reserved when absent.",
+        description="Reserved static external IPs (regional address names), one per entry; reserved when absent, "
+        "used when they exist. An address taken out of the list stays reserved (see status.retainedAddresses).",
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -79,45 +103,73 @@ class NatSpec(NamedRef):
     )
     address_deletion_policy: AddressDeletionPolicy = Field(
         default=AddressDeletionPolicy.RETAIN,
-        description="Retain keeps owned IPs reserved when the gateway is deleted, so partners' allowlists stay valid.",
+        description="Retain (default) keeps the IPs runnet reserved when the gateway is deleted, so partners' "
+        "allowlists stay valid; Delete releases them with the gateway.",
     )
-    min_ports_per_vm: int = Field(default=64, ge=2, le=65536, description="Minimum NAT ports per instance.")
-    max_ports_per_vm: int | None = Field(default=None, ge=64, le=65536, description="With dynamic port allocation.")
-    enable_dynamic_port_allocation: bool = False
-    enable_endpoint_independent_mapping: bool = False
-    coverage: NatCoverage = Field(
-        default=NatCoverage.ALL_SUBNETWORKS,
-        description="AllSubnetworks NATs every range of every subnet in the region (GCP then allows no other NAT in "
-        "the router); GatewaySubnet NATs only spec.subnet, so the router can hold other NATs.",
+    min_ports_per_vm: int = Field(
+        default=64, ge=2, le=65536, description="Minimum NAT ports per instance (default 64)."
     )
-    logging: NatLogging = Field(default_factory=NatLogging)
-    adopt: bool = Field(default=False, description="Take over an existing NAT of this name that runnet did not create.")
+    max_ports_per_vm: int | None = Field(
+        default=None, ge=64, le=65536, description="Maximum NAT ports per instance; needs dynamic port allocation."
+    )
+    enable_dynamic_port_allocation: bool = Field(
+        default=False, description="Let instances take more ports than minPortsPerVm when they need them."
+    )
+    enable_endpoint_independent_mapping: bool = Field(
+        default=False,
+        description="Map one internal IP:port to the same NAT IP:port for every destination (not with dynamic "
+        "port allocation).",
+    )
+    coverage: NatCoverage | None = Field(
+        default=None,
+        description="Which subnets the NAT translates. AllSubnetworks: every range of every subnet of the network in "
+        "the region (GCP then allows no other NAT there). GatewaySubnet: only spec.subnet. Default: AllSubnetworks "
+        "when runnet created the network, GatewaySubnet on a network someone else owns, so that runnet never "
+        "translates other teams' subnets unless asked.",
+    )
+    logging: NatLogging = Field(default_factory=NatLogging, description="Cloud NAT logging.")
+    adopt: bool = Field(
+        default=False, description="Take over an existing NAT of this name that runnet did not create (default false)."
+    )
 
 
 class ServiceAttachment(Model):
-    name: GCPName = Field(description="Cloud Run service or function in the gateway's project and region.")
+    """A Cloud Run service sent through the gateway with Direct VPC egress."""
+
+    name: GCPName = Field(
+        description="Cloud Run service or function in the gateway's project and region. Until it exists the gateway "
+        "reports WaitingForService for it and builds everything else."
+    )
     egress: Egress = Field(
         default=Egress.ALL_TRAFFIC,
-        description="ALL_TRAFFIC routes all egress through the NAT; PRIVATE_RANGES_ONLY gives no fixed internet IP.",
+        description="ALL_TRAFFIC (default) routes all egress through the NAT; PRIVATE_RANGES_ONLY gives no fixed "
+        "internet IP.",
     )
 
 
 class EgressGatewaySpec(Model):
+    model_config = ConfigDict(
+        json_schema_extra=names_immutable(
+            KIND, required=["subnet.name", "router.name", "nat.name"], why="renaming would leave the old one behind"
+        )
+    )
+
     project: ProjectId = Field(
         description="GCP project id. Immutable.", json_schema_extra=immutable("spec.project", KIND)
     )
-    region: Annotated[str, Field(pattern=REGION_PATTERN)] = Field(
+    region: Region = Field(
         description="GCP region, e.g. asia-northeast1. Immutable.",
         json_schema_extra=immutable("spec.region", KIND),
     )
-    network: NetworkRef
-    subnet: SubnetSpec
-    router: NamedRef
-    nat: NatSpec
+    network: NetworkRef = Field(description="The VPC network the gateway lives in.")
+    subnet: SubnetSpec = Field(description="The subnet the Cloud Run services egress through (Direct VPC egress).")
+    router: RouterRef = Field(description="The Cloud Router that holds the NAT.")
+    nat: NatSpec = Field(description="The Cloud NAT and its reserved static IPs.")
     services: list[ServiceAttachment] = Field(
         default_factory=list,
         max_length=100,
-        description="Cloud Run services to send through the gateway.",
+        description="Cloud Run services to send through the gateway. A service taken out of the list gets back the "
+        "VPC access it had before.",
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -127,21 +179,20 @@ class EgressGatewaySpec(Model):
             ]
         },
     )
-    deletion_policy: DeletionPolicy = Field(
-        default=DeletionPolicy.DELETE, description="Orphan leaves every GCP resource in place on deletion."
-    )
+    deletion_policy: DeletionPolicy = Field(default=DeletionPolicy.DELETE, description=DELETION_POLICY_HELP)
 
 
 class ServiceStatus(Model):
-    name: str
-    egress: str = ""
-    ready: bool = False
-    message: str = ""
+    name: str = Field(description="Cloud Run service name.")
+    egress: str = Field(default="", description="ALL_TRAFFIC or PRIVATE_RANGES_ONLY.")
+    ready: bool = Field(default=False, description="Wired to the gateway and serving a ready revision.")
+    message: str = Field(default="", description="What the service is waiting for, or what to do about it.")
 
 
 class RetainedAddress(Model):
-    name: str
-    ip: str = ""
+    name: str = Field(description="Address name.")
+    ip: str = Field(default="", description="The reserved IP.")
+    used_by: str = Field(default="", description="A resource outside this gateway now using the address, if any.")
 
 
 class EgressSummary(Model):
@@ -150,14 +201,20 @@ class EgressSummary(Model):
 
 
 class EgressGatewayStatus(CommonStatus):
-    nat_i_ps: list[str] = Field(default_factory=list, alias="natIPs", description="The IPs to allowlist.")
-    services: list[ServiceStatus] = Field(default_factory=list)
+    nat_i_ps: list[str] = Field(
+        default_factory=list,
+        alias="natIPs",
+        description="The IPs the NAT translates to, as GCP reports them (router status): the IPs to allowlist.",
+    )
+    services: list[ServiceStatus] = Field(default_factory=list, description="Each listed Cloud Run service.")
     retained_addresses: list[RetainedAddress] = Field(
         default_factory=list,
         description=(
-            "Reserved IPs runnet created that spec.nat.addresses no longer lists: kept (and billed) so partners' "
-            "allowlists stay valid; listing one again reuses it, and the gateway's deletion releases them under "
-            "addressDeletionPolicy Delete."
+            "Reserved IPs runnet created for this gateway that spec.nat.addresses no longer lists and the NAT no "
+            "longer uses: kept (and billed) so partners' allowlists stay valid. Found from GCP (the addresses' owner "
+            "marker), so none is ever forgotten; listing one again reuses it, and the gateway's deletion releases "
+            "them under addressDeletionPolicy Delete."
         ),
     )
-    summary: EgressSummary = Field(default_factory=EgressSummary)
+    coverage: str = Field(default="", description="The NAT coverage in effect (AllSubnetworks or GatewaySubnet).")
+    summary: EgressSummary = Field(default_factory=EgressSummary, description="Strings for the printer columns.")
