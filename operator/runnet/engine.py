@@ -16,11 +16,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 from runnet.gcp.calls import GCPCallError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Policy(Enum):
@@ -32,6 +33,8 @@ class Policy(Enum):
     """Must exist and is never created; runnet's fields on it are always kept true (Cloud Run services)."""
     OBSERVE = "observe"
     """Must exist; only read."""
+    DETACH = "detach"
+    """Exists outside runnet; runnet's fields on it are removed (a Cloud Run service taken out of the list)."""
 
 
 @dataclass
@@ -48,6 +51,10 @@ class Observation:
     conflict: str = ""
     """The resource exists but cannot be used as the spec says (another owner, another network...)."""
     self_link: str = ""
+    owner: str = ""
+    """Who the resource's owner marker names ("PSCEndpoint ns/name"), when it is not this object."""
+    reason: str = ""
+    """For a resource that is not ready: a CamelCase reason for the status (WaitingForService...)."""
     held_by: str = ""
     """A resource outside the plan uses this one: teardown keeps it (GCP would refuse the delete)."""
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +65,10 @@ class Adapter(ABC):
     """Observe / create / update / delete one GCP resource. Synchronous: the engine threads them."""
 
     kind: str = ""
+    exclusive: bool = False
+    """One object's only: an existing one that another runnet object owns is a conflict (never shared)."""
+    field: str = ""
+    """The spec field that names this resource, for messages."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -107,11 +118,17 @@ class NodeResult:
     message: str = ""
     actions: list[str] = field(default_factory=list)
     retryable: bool = True
+    code: int = 0
+    """HTTP status of a failed GCP call (403: a permission is missing)."""
+    reason: str = ""
+    """GCP's reason of a failed call (rateLimitExceeded...)."""
 
 
 @dataclass
 class RunResult:
     results: dict[str, NodeResult]
+    timeline: list[str] = field(default_factory=list)
+    """Every action of the pass in the order it finished (teardown Events follow it)."""
 
     @property
     def ready(self) -> bool:
@@ -126,7 +143,11 @@ class RunResult:
         return None
 
     def actions(self) -> list[str]:
-        return [a for r in self.results.values() for a in r.actions]
+        return list(self.timeline)
+
+    def merge(self, other: RunResult, prefix: str = "") -> None:
+        self.results.update({f"{prefix}{k}": v for k, v in other.results.items()})
+        self.timeline.extend(other.timeline)
 
 
 class Engine:
@@ -142,6 +163,10 @@ class Engine:
         async with self._slots:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run one blocking GCP read (discovery before planning) within the engine's bound."""
+        return await self._run(fn)  # type: ignore[no-any-return]
+
     async def observe_all(self, nodes: list[Node]) -> dict[str, Observation | GCPCallError]:
         async def one(node: Node) -> Observation | GCPCallError:
             try:
@@ -153,19 +178,28 @@ class Engine:
         return {n.key: o for n, o in zip(nodes, observed, strict=True)}
 
     async def reconcile(self, nodes: list[Node], *, dry_run: bool = False) -> RunResult:
-        """Observe all, then act. ``dry_run`` observes only (used to validate before any write)."""
+        """Observe all, then act in dependency order.
+
+        Everything the observations alone can decide is decided before the first write: an invalid
+        node or a conflict (another owner, a resource that cannot be used as the spec says) means
+        nothing is written for the object this pass. ``dry_run`` observes only.
+        """
         observed = await self.observe_all(nodes)
         results = {n.key: NodeResult(n) for n in nodes}
-        invalid = [(n.key, o) for n in nodes if isinstance(o := observed[n.key], Observation) and o.invalid]
-        for key, obs in invalid:
-            results[key].outcome, results[key].message = Outcome.INVALID, obs.invalid
-            results[key].retryable = False
-        if invalid or dry_run:
-            for n in nodes:
-                seen = observed[n.key]
-                if isinstance(seen, Observation):
-                    results[n.key].observation = seen
-            return RunResult(results)
+        run = RunResult(results)
+        stop = False
+        for n in nodes:
+            seen = observed[n.key]
+            if not isinstance(seen, Observation):
+                continue
+            results[n.key].observation = seen
+            verdict = _verdict(n, seen)
+            if isinstance(verdict, tuple) and verdict[0] in (Outcome.INVALID, Outcome.CONFLICT):
+                results[n.key].outcome, results[n.key].message = verdict
+                results[n.key].retryable = False
+                stop = True
+        if stop or dry_run:
+            return run
         done = {n.key: asyncio.Event() for n in nodes}
 
         async def drive(node: Node) -> None:
@@ -176,14 +210,19 @@ class Engine:
                     blocker = next(d for d in node.depends_on if results[d].outcome is not Outcome.READY)
                     results[node.key].message = f"waiting for {results[blocker].node.adapter.kind} {blocker}"
                     return
-                await self._converge(node, observed[node.key], results[node.key])
+                first = observed[node.key]
+                if any(results[d].actions for d in node.depends_on):
+                    first = GCPCallError("a dependency changed", retryable=True)  # observe again, after it
+                await self._converge(node, first, results[node.key], run.timeline)
             finally:
                 done[node.key].set()
 
         await asyncio.gather(*(drive(n) for n in nodes))
-        return RunResult(results)
+        return run
 
-    async def _converge(self, node: Node, first: Observation | GCPCallError, result: NodeResult) -> None:
+    async def _converge(
+        self, node: Node, first: Observation | GCPCallError, result: NodeResult, timeline: list[str]
+    ) -> None:
         adapter = node.adapter
         try:
             obs: Observation
@@ -191,16 +230,18 @@ class Engine:
                 obs = await self._run(adapter.observe)
             else:
                 obs = first
-            action = _decide(node, obs)
+            action = _verdict(node, obs)
             if isinstance(action, tuple):
                 result.outcome, result.message = action
                 result.observation = obs
-                result.retryable = action[0] is not Outcome.CONFLICT
+                result.retryable = action[0] not in (Outcome.CONFLICT, Outcome.INVALID)
                 return
             if action is not None:
                 chosen = action
                 await self._run(lambda: chosen(adapter, obs))
-                result.actions.append(f"{_VERB[chosen]} {adapter.kind} {adapter.name}")
+                done = f"{_VERB[chosen]} {adapter.kind} {adapter.name}"
+                result.actions.append(done)
+                timeline.append(done)
                 obs = await self._run(adapter.observe)
             result.observation = obs
             if obs.ready:
@@ -208,12 +249,13 @@ class Engine:
             else:
                 result.outcome, result.message = Outcome.WAITING, obs.message
         except GCPCallError as exc:
-            result.outcome, result.message, result.retryable = Outcome.FAILED, exc.message, exc.retryable
+            _failed(result, exc)
             log.warning("%s %s: %s", adapter.kind, adapter.name, exc.message)
 
     async def teardown(self, nodes: list[Node]) -> RunResult:
         """Delete what runnet owns in reverse dependency order; attached resources are restored."""
         results = {n.key: NodeResult(n) for n in nodes}
+        run = RunResult(results)
         dependents: dict[str, list[str]] = {n.key: [] for n in nodes}
         for n in nodes:
             for dep in n.depends_on:
@@ -228,30 +270,40 @@ class Engine:
                 if blocked:
                     results[node.key].message = f"waiting for {blocked[0]} to be deleted"
                     return
-                await self._remove(node, results[node.key])
+                await self._remove(node, results[node.key], run.timeline)
             finally:
                 done[node.key].set()
 
         await asyncio.gather(*(drive(n) for n in nodes))
-        return RunResult(results)
+        return run
 
-    async def _remove(self, node: Node, result: NodeResult) -> None:
+    async def _remove(self, node: Node, result: NodeResult, timeline: list[str]) -> None:
         adapter = node.adapter
         try:
             obs: Observation = await self._run(adapter.observe)
             result.observation = obs
-            deletable = obs.exists and (obs.owned or node.policy is Policy.ATTACH) and not node.retain
+            attached = node.policy in (Policy.ATTACH, Policy.DETACH)
+            deletable = obs.exists and (obs.owned or attached) and not node.retain
+            done = ""
             if deletable and obs.held_by:
-                result.actions.append(f"kept {adapter.kind} {adapter.name}, which {obs.held_by} uses")
+                done = f"kept {adapter.kind} {adapter.name}, which {obs.held_by} uses"
             elif deletable and node.policy is not Policy.OBSERVE:
                 await self._run(lambda: adapter.delete(obs))
-                verb = "restored" if node.policy is Policy.ATTACH else "deleted"
-                result.actions.append(f"{verb} {adapter.kind} {adapter.name}")
+                verb = "detached" if attached else "deleted"
+                done = f"{verb} {adapter.kind} {adapter.name}"
             elif obs.exists and node.retain and obs.owned:
-                result.actions.append(f"kept {adapter.kind} {adapter.name}")
+                done = f"kept {adapter.kind} {adapter.name}"
+            if done:
+                result.actions.append(done)
+                timeline.append(done)
             result.outcome = Outcome.READY
         except GCPCallError as exc:
-            result.outcome, result.message, result.retryable = Outcome.FAILED, exc.message, exc.retryable
+            _failed(result, exc)
+
+
+def _failed(result: NodeResult, exc: GCPCallError) -> None:
+    result.outcome, result.message, result.retryable = Outcome.FAILED, exc.message, exc.retryable
+    result.code, result.reason = exc.code, exc.reason
 
 
 def _create(adapter: Adapter, obs: Observation) -> None:
@@ -266,23 +318,41 @@ def _adopt(adapter: Adapter, obs: Observation) -> None:
     adapter.adopt(obs)
 
 
+def _detach(adapter: Adapter, obs: Observation) -> None:
+    adapter.delete(obs)
+
+
 _VERB: dict[Callable[[Adapter, Observation], None], str] = {
     _create: "created",
     _update: "updated",
     _adopt: "adopted",
+    _detach: "detached",
 }
 
 Decision = Callable[[Adapter, Observation], None] | tuple[Outcome, str] | None
 
 
+def _verdict(node: Node, obs: Observation) -> Decision:
+    """Another runnet object's resource first (the most useful thing to say), then invalid input, then the rest."""
+    adapter = node.adapter
+    if adapter.exclusive and obs.exists and not obs.owned and obs.owner:
+        where = f"set {adapter.field} to another name" if adapter.field else "use another name"
+        return (Outcome.CONFLICT, f"{adapter.kind} {adapter.name} is managed by {obs.owner}: {where}")
+    if obs.invalid:
+        return (Outcome.INVALID, obs.invalid)
+    return _decide(node, obs)
+
+
 def _decide(node: Node, obs: Observation) -> Decision:
     """What to do with a node given what GCP has: an action, a blocking outcome, or nothing."""
     kind, name = node.adapter.kind, node.adapter.name
+    if node.policy is Policy.DETACH:
+        return _detach if obs.exists and not obs.up_to_date else None
     if obs.conflict:
         return (Outcome.CONFLICT, obs.conflict)
     if not obs.exists:
         if node.policy in (Policy.ATTACH, Policy.OBSERVE):
-            return (Outcome.INVALID, obs.message or f"{kind} {name} does not exist: create it first")
+            return (Outcome.WAITING, obs.message or f"{kind} {name} does not exist yet")
         return _create
     if obs.owned or node.policy is Policy.ATTACH:
         return None if obs.up_to_date else _update

@@ -1,4 +1,11 @@
-"""Status as a function of what was observed: conditions (kstatus), resources, events."""
+"""Status as a function of what was observed: conditions (kstatus), resources, events.
+
+Every object carries ``Ready``, and while they are True, ``Reconciling`` (runnet is still working:
+creating, waiting on GCP, retrying a transient error) or ``Stalled`` (only a person can fix it).
+Those two are "abnormal-true" as kstatus, Flux and the Argo CD health scripts read them: absent
+when False. A Warning Event is posted when a condition enters or changes a warning state, once,
+not on every pass.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,18 @@ from typing import Any
 from runnet.engine import Outcome, RunResult
 
 READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
 RECONCILED = "Reconciled"
+INVALID_SPEC = "InvalidSpec"
+CONFLICT = "Conflict"
+GCP_ERROR = "GCPError"
+PERMISSION_DENIED = "PermissionDenied"
+WAITING = "Waiting"
+STALL_REASONS = frozenset({INVALID_SPEC, CONFLICT, PERMISSION_DENIED, "ProjectNotBound", "ConnectionRejected"})
+"""Ready=False reasons only a person can fix: Stalled (kstatus Failed, Argo CD Degraded)."""
+QUIET_REASONS = frozenset({WAITING, "Deleting", "WaitingForExport", "ConnectionPending"})
+"""Ready=False reasons that are progress, not warnings: no Event."""
 
 
 def now() -> str:
@@ -35,6 +53,25 @@ def condition(
     }
 
 
+def health(
+    previous: list[dict[str, Any]], generation: int | None, *, ready: bool, reason: str, message: str
+) -> list[dict[str, Any]]:
+    """Ready, with Reconciling or Stalled beside it while not ready (same reason and message)."""
+    conds = [condition(previous, READY, ready, reason, message, generation)]
+    if not ready:
+        kind = STALLED if reason in STALL_REASONS else RECONCILING
+        conds.append(condition(previous, kind, True, reason, message, generation))
+    return conds
+
+
+def invalid(previous: dict[str, Any], generation: int | None, message: str, reason: str = INVALID_SPEC) -> Outcome_:
+    """The outcome of a pass that stopped before GCP: only the conditions change, nothing was written."""
+    conds = previous.get("conditions", [])
+    new = health(conds, generation, ready=False, reason=reason, message=message)
+    new += [c for c in conds if c.get("type") not in (READY, RECONCILING, STALLED)]
+    return Outcome_(status={"observedGeneration": generation, "conditions": new}, events=condition_events(conds, new))
+
+
 @dataclass
 class Event:
     type: str
@@ -53,26 +90,57 @@ class Outcome_:
     """Seconds until a retry is useful; None when converged or only a spec change can help."""
 
 
-def ready_condition(
-    previous: list[dict[str, Any]], run: RunResult | None, generation: int | None, *, ready_message: str
-) -> dict[str, Any]:
-    if run is None or run.ready:
-        return condition(previous, READY, True, RECONCILED, ready_message, generation)
+def run_health(run: RunResult) -> tuple[bool, str, str]:
+    """(ready, reason, message) from the engine's pass alone."""
+    if run.ready:
+        return True, RECONCILED, ""
     problem = run.first_problem()
     assert problem is not None
-    reason = _REASONS.get(problem.outcome, "Reconciling")
     node = problem.node
+    obs = problem.observation
+    reason = _REASONS.get(problem.outcome, WAITING)
+    if problem.outcome in (Outcome.WAITING, Outcome.BLOCKED) and obs is not None and obs.reason:
+        reason = obs.reason
+    if problem.outcome is Outcome.FAILED and problem.code == 403 and problem.reason != "rateLimitExceeded":
+        reason = PERMISSION_DENIED
     message = problem.message or f"waiting for {node.adapter.kind} {node.adapter.name}"
-    return condition(previous, READY, False, reason, message, generation)
+    return False, reason, message
 
 
 _REASONS = {
-    Outcome.INVALID: "InvalidSpec",
-    Outcome.CONFLICT: "Conflict",
-    Outcome.FAILED: "GCPError",
-    Outcome.WAITING: "Waiting",
-    Outcome.BLOCKED: "Waiting",
+    Outcome.INVALID: INVALID_SPEC,
+    Outcome.CONFLICT: CONFLICT,
+    Outcome.FAILED: GCP_ERROR,
+    Outcome.WAITING: WAITING,
+    Outcome.BLOCKED: WAITING,
 }
+
+
+def warning(cond: dict[str, Any]) -> bool:
+    """Whether a condition describes something a person should hear about."""
+    if cond.get("type") in (RECONCILING, STALLED):
+        return False  # they repeat Ready's reason and message
+    if cond.get("status") == "True":
+        return False
+    return cond.get("type") != READY or cond.get("reason") not in QUIET_REASONS
+
+
+def condition_events(previous: list[dict[str, Any]], current: list[dict[str, Any]]) -> list[Event]:
+    """One Warning Event per condition that entered a warning state or changed its story while in one."""
+    before = {c.get("type"): c for c in previous}
+    events = []
+    for cond in current:
+        if not warning(cond):
+            continue
+        old = before.get(cond["type"])
+        if old and (old.get("status"), old.get("reason"), old.get("message")) == (
+            cond["status"],
+            cond["reason"],
+            cond["message"],
+        ):
+            continue
+        events.append(Event("Warning", cond["reason"], cond["message"]))
+    return events
 
 
 def resources(run: RunResult) -> list[dict[str, Any]]:
@@ -115,7 +183,7 @@ def was_ready(status: dict[str, Any] | None) -> bool:
 def teardown_skipped(spec: object) -> Outcome_ | None:
     """The finalizer's early exits: nothing is deleted for an invalid spec (a str) or deletionPolicy Orphan."""
     if isinstance(spec, str):
-        return Outcome_(status={}, events=[Event("Warning", "InvalidSpec", f"nothing deleted in GCP: {spec}")])
+        return Outcome_(status={}, events=[Event("Warning", INVALID_SPEC, f"nothing deleted in GCP: {spec}")])
     if str(getattr(getattr(spec, "deletion_policy", None), "value", "")) == "Orphan":
         return Outcome_(status={}, events=[Event("Normal", "Orphaned", "deletionPolicy Orphan: GCP left as it is")])
     return None
@@ -132,5 +200,5 @@ def teardown_outcome(previous: dict[str, Any], generation: int | None, run: RunR
     problem = run.first_problem()
     message = problem.message if problem else "deleting"
     conds = previous.get("conditions", [])
-    status = {"conditions": [condition(conds, READY, False, "Deleting", message, generation)]}
+    status = {"conditions": health(conds, generation, ready=False, reason="Deleting", message=message)}
     return Outcome_(status=status, events=events, retry_after=5.0)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from google.cloud import run_v2
 
-from runnet.controllers.egress import Object
+from runnet.controllers.base import Object
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients
 

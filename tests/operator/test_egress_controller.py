@@ -218,11 +218,10 @@ def _set(path: str, value: Any) -> Any:
 
 
 INVALID = [
-    ("prefix longer than /26", _set("subnet.ipCidrRange", "10.10.10.0/27"), "/26 or larger"),
-    ("host bits set", _set("subnet.ipCidrRange", "10.10.10.7/24"), "host bits"),
+    ("host bits set", _set("subnet.ipCidrRange", "10.10.10.7/24"), "has host bits set: use 10.10.10.0/24"),
     ("missing range for a new subnet", _set("subnet.ipCidrRange", None), "ipCidrRange is required"),
-    ("service that does not exist", _set("services", [{"name": "nope"}]), "does not exist"),
     ("max ports without dynamic allocation", _set("nat.maxPortsPerVm", 128), "enableDynamicPortAllocation"),
+    ("loopback range", _set("subnet.ipCidrRange", "127.0.0.0/24"), "overlaps 127.0.0.0/8"),
 ]
 
 
@@ -343,10 +342,13 @@ async def test_unlisted_addresses_outlive_the_gateway_under_retain_unless_taken_
     assert [a["name"] for a in driver.status["retainedAddresses"]] == ["static-ip-2", "static-ip-3"]
     (event, _) = [e for e in driver.events if e.reason == "AddressRetained"]
     assert "outlives the gateway (addressDeletionPolicy Retain)" in event.message
-    # Someone gives static-ip-3 to a NAT of their own: it is no longer runnet's to keep or release.
+    # Someone gives static-ip-3 to a NAT of their own: still runnet's (its marker says so), reported with its user.
     _give_to_another_nat(clients, "static-ip-3")
     await driver.reconcile()
-    assert driver.status["retainedAddresses"] == [{"name": "static-ip-2", "ip": ips[1]}]
+    assert driver.status["retainedAddresses"] == [
+        {"name": "static-ip-2", "ip": ips[1]},
+        {"name": "static-ip-3", "ip": ips[2], "usedBy": f"projects/{PROJECT}/regions/{REGION}/routers/their-router"},
+    ]
     assert (await driver.finalize()).retry_after is None
     left = {a.name: a.address for a in clients.addresses.list(project=PROJECT, region=REGION)}
     assert left == {"static-ip": ips[0], "static-ip-2": ips[1], "static-ip-3": ips[2]}

@@ -471,7 +471,7 @@ EXPORT_CASES: list[tuple[str, Any, Any, str]] = [
     ("service in another region", _set("spec.service", "far-service"), service_in_another_region, "us-central1"),
     ("allUsers invoker", _set("spec.invokers", ["allUsers"]), None, "must not include allUsers"),
     ("allAuthenticatedUsers invoker", _set("spec.invokers", ["allAuthenticatedUsers"]), None, "not be public"),
-    ("malformed invoker", _set("spec.invokers", ["serviceAccount:not-an-email"]), None, "not a valid IAM member"),
+    ("malformed invoker", _set("spec.invokers", ["serviceAccount:not-an-email"]), None, "must be an IAM member"),
     (
         "consumer with project and network",
         _set("spec.attachment.consumers", [{**NET_CONSUMER, "project": CONSUMER}]),
@@ -639,3 +639,79 @@ async def test_proxy_only_subnet_outlives_other_load_balancers(driver_factory, s
     assert gcp.store.get(f"projects/{PRODUCER}/regions/{REGION}/subnetworks/producer-proxy-subnet") is None
     # The VPC itself stays until the other team's subnet is gone (GCP: in use).
     assert "other-subnet" in outcome.status["conditions"][0]["message"]
+
+
+EXPORT_CASES_MORE: list[tuple[str, Any, str]] = [
+    (
+        "a project both accepted and rejected",
+        _set("spec.attachment.rejected", [CONSUMER]),
+        "spec.attachment.rejected names consumer-project, which spec.attachment.consumers accepts",
+    ),
+    # A Cyrillic small a (U+0430) in the address: IAM would grant someone else.
+    ("a look-alike letter in an invoker", _set("spec.invokers", ["user:\u0430lice@example.com"]), "ASCII letters only"),
+    ("allusers in lower case", _set("spec.invokers", ["allusers"]), "must not include allusers"),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "message"), EXPORT_CASES_MORE, ids=[c[0] for c in EXPORT_CASES_MORE])
+async def test_more_invalid_exports_are_refused_without_writes(driver_factory, service, gcp, case, mutate, message):
+    body = example("psc-export.yaml")
+    mutate(body)
+    driver = driver_factory(psc.reconcile_export, psc.finalize_export, body)
+    gcp.log.clear()
+    await driver.reconcile()
+    assert ready(driver) == ("False", "InvalidSpec"), driver.condition()
+    assert message in driver.condition()["message"]
+    assert gcp.log.writes() == []
+    assert driver.condition("Stalled")["reason"] == "InvalidSpec"
+
+
+async def test_an_attachment_name_of_another_export_is_a_conflict_naming_it_before_any_write(
+    driver_factory, service, clients, gcp
+) -> None:
+    topo = topology(driver_factory)
+    await topo.converge()
+    other = example("psc-export.yaml")
+    other["metadata"]["name"] = "copycat"
+    other["spec"]["loadBalancer"] = {"forwardingRule": "copy-rule", "port": 80}
+    other["spec"]["subnets"]["pscNat"] = {"name": "copy-psc-subnet", "ipCidrRange": "10.0.9.0/24"}
+    copycat = driver_factory(psc.reconcile_export, psc.finalize_export, other)
+    copycat.body["metadata"]["uid"] = "7d1c2f0a-0000-4b1e-8c7d-000000000099"
+    svc_before = clients.run_services.get_service(name=SERVICE)
+    gcp.log.clear()
+    await copycat.reconcile()
+    cond = copycat.condition()
+    assert cond["reason"] == "Conflict"
+    assert "ServiceAttachment hello-service-attachment is managed by PSCExport default/hello" in cond["message"]
+    assert gcp.log.writes() == [], [e.path for e in gcp.log.writes()]
+    assert clients.run_services.get_service(name=SERVICE).etag == svc_before.etag
+
+
+async def test_a_forwarding_rule_of_another_endpoint_is_a_conflict_naming_it(driver_factory, service, gcp) -> None:
+    topo = topology(driver_factory)
+    await topo.converge()
+    second = example("psc-endpoint.yaml")
+    second["metadata"]["name"] = "second"
+    second["spec"]["address"] = {"name": "second-ip"}
+    controller = psc.EndpointController(psc.MappingResolver(topo.exports))
+    driver = driver_factory(controller.reconcile, controller.finalize, second)
+    driver.body["metadata"]["uid"] = "7d1c2f0a-0000-4b1e-8c7d-000000000077"
+    gcp.log.clear()
+    await driver.reconcile()
+    cond = driver.condition()
+    assert cond["reason"] == "Conflict" and "PSCEndpoint default/hello" in cond["message"], cond
+    assert driver.status.get("ip", "") == ""
+    assert gcp.log.writes() == []
+
+
+async def test_a_rejected_endpoint_is_told_to_take_the_project_off_the_reject_list(driver_factory, service) -> None:
+    body = example("psc-export.yaml")
+    body["spec"]["attachment"]["consumers"] = []
+    body["spec"]["attachment"]["rejected"] = [CONSUMER]
+    topo = topology(driver_factory, body)
+    await topo.converge()
+    assert ready(topo.endpoint) == ("False", "ConnectionRejected")
+    message = topo.endpoint.condition()["message"]
+    assert "take consumer-project off spec.attachment.rejected of PSCExport default/hello" in message
+    assert topo.endpoint.condition("Stalled")["reason"] == "ConnectionRejected"
+    assert topo.export.status["rejected"] == 1

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from runnet.api.psc import PSCEndpointSpec, PSCExportSpec
-from runnet.controllers.egress import Object
-from runnet.engine import Node
+from runnet.controllers.base import Object
+from runnet.engine import Node, Policy
 from runnet.gcp.clients import Clients
 from runnet.gcp.context import Context
 from runnet.gcp.ownership import Owner
@@ -52,7 +52,7 @@ def test_subnets_and_the_neg_chain_do_not_wait_for_each_other() -> None:
     for key in chain:
         assert not _ancestors(nodes, key) & (subnets | {"network"}), key
     for key in subnets:
-        assert _ancestors(nodes, key) == {"network"}
+        assert _ancestors(nodes, key) == {"network", "region"}
     assert _ancestors(nodes, "forwardingRule") >= chain | {"subnet/loadBalancer", "subnet/proxyOnly"}
     assert _ancestors(nodes, "attachment") >= {"forwardingRule", "subnet/pscNat"}
     # The critical path: NEG → backend service → URL map → proxy → forwarding rule → attachment.
@@ -81,12 +81,16 @@ def test_teardown_never_touches_the_ingress() -> None:
     assert "service/invokers" in {n.key for n in nodes}
 
 
-def test_endpoint_rule_only_once_the_attachment_is_known() -> None:
+def test_endpoint_rule_is_only_read_until_the_attachment_is_known() -> None:
     spec = PSCEndpointSpec.model_validate(example("psc-endpoint.yaml")["spec"])
     ctx = _ctx("consumer-project")
-    assert [n.key for n in plan.build_endpoint(spec, ctx, attachment=None)] == ["network", "subnet", "address"]
+    unknown = {n.key: n.policy for n in plan.build_endpoint(spec, ctx, attachment=None)}
+    assert list(unknown) == ["region", "network", "subnet", "address", "forwardingRule"]
+    assert unknown["forwardingRule"] is Policy.OBSERVE
+    torn = {n.key: n.policy for n in plan.build_endpoint(spec, ctx, attachment=None, teardown=True)}
+    assert torn["forwardingRule"] is Policy.MANAGE
     nodes = plan.build_endpoint(spec, ctx, attachment=ATTACHMENT)
-    assert _ancestors(nodes, "forwardingRule") == {"address", "subnet", "network"}
+    assert _ancestors(nodes, "forwardingRule") == {"address", "subnet", "network", "region"}
 
 
 def test_pokes_reach_the_other_side() -> None:

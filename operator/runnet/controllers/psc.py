@@ -9,12 +9,10 @@ network, subnet and address are built already, and only the forwarding rule wait
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from typing import Any, Protocol
 
 from runnet.api.psc import ENDPOINT_KIND, EXPORT_KIND, PSCEndpointSpec, PSCExportSpec
-from runnet.controllers.egress import Object, invalid_status
+from runnet.controllers.base import Object, parse_spec
 from runnet.engine import Engine, Outcome, RunResult
 from runnet.gcp.clients import Clients
 from runnet.gcp.context import Context
@@ -27,29 +25,23 @@ from runnet.status import (
     Outcome_,
     action_events,
     condition,
+    condition_events,
     converged_before,
-    ready_condition,
+    health,
+    invalid,
     resources,
+    run_health,
     teardown_events,
     teardown_outcome,
     teardown_skipped,
 )
 
-M = TypeVar("M", bound=BaseModel)
 RETRY = 10.0
 WAITING_FOR_EXPORT = "WaitingForExport"
 
 
-def _parse(model: type[M], obj: Object) -> M | str:
-    try:
-        return model.model_validate(obj.spec)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        return f"spec.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
-
-
 def parse_export(obj: Object) -> PSCExportSpec | str:
-    spec = _parse(PSCExportSpec, obj)
+    spec = parse_spec(PSCExportSpec, obj)
     if isinstance(spec, str):
         return spec
     problems = plan.export_problems(spec, obj.name)
@@ -57,7 +49,7 @@ def parse_export(obj: Object) -> PSCExportSpec | str:
 
 
 def parse_endpoint(obj: Object) -> PSCEndpointSpec | str:
-    spec = _parse(PSCEndpointSpec, obj)
+    spec = parse_spec(PSCEndpointSpec, obj)
     if isinstance(spec, str):
         return spec
     problems = plan.endpoint_problems(spec)
@@ -84,7 +76,7 @@ def export_context(obj: Object, spec: PSCExportSpec, clients: Clients) -> Contex
 async def reconcile_export(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
     spec = parse_export(obj)
     if isinstance(spec, str):
-        return invalid_status(obj, spec)
+        return invalid(obj.status, obj.generation, spec)
     ctx = export_context(obj, spec, clients)
     run = await engine.reconcile(plan.build_export(spec, ctx, export=obj.key, name=obj.name))
     return _export_status(obj, spec, run)
@@ -110,13 +102,16 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult) -> Outcome_
         "resources": resources(run),
         "summary": {"attachment": short(link)},
     }
-    ready = f"service attachment {short(link)} publishes Cloud Run service {spec.service}" if link else "ready"
+    ready, reason, message = run_health(run)
+    if ready:
+        message = f"service attachment {short(link)} publishes Cloud Run service {spec.service}"
     conds = obj.status.get("conditions", [])
     status["conditions"] = [
-        ready_condition(conds, run, obj.generation, ready_message=ready),
+        *health(conds, obj.generation, ready=ready, reason=reason, message=message),
         *_service_condition(obj, spec, run),
     ]
     events = action_events(run, drift=converged_before(obj.status, obj.generation))
+    events += condition_events(conds, status["conditions"])
     events += connection_events(obj.status, conns) + _export_notes(obj, spec, run)
     return Outcome_(status=status, events=events, retry_after=_retry(run))
 
@@ -242,8 +237,8 @@ _ADVICE = {
     ),
     "REJECTED": (
         "ConnectionRejected",
-        "the producer REJECTED consumer project {project} on {att}: it must take the project off its reject list "
-        "and accept it ({how}); without reconcileConnections, delete and re-create this PSCEndpoint afterwards",
+        "the producer REJECTED consumer project {project} on {att}: it must accept the project ({how}); without "
+        "reconcileConnections, delete and re-create this PSCEndpoint afterwards",
     ),
     "CLOSED": (
         "ConnectionClosed",
@@ -261,7 +256,15 @@ _ADVICE = {
 class Target:
     """Where the endpoint connects, as far as it is known now."""
 
-    def __init__(self, attachment: str | None = None, *, export: str = "", waiting: str = "", missing: bool = False):
+    def __init__(
+        self,
+        attachment: str | None = None,
+        *,
+        export: str = "",
+        waiting: str = "",
+        missing: bool = False,
+        spec: Mapping[str, Any] | None = None,
+    ):
         self.attachment = attachment
         """Relative path of the service attachment; None while the export is not Ready."""
         self.export = export
@@ -269,6 +272,8 @@ class Target:
         self.waiting = waiting
         self.missing = missing
         """The export does not exist: observe only, write nothing."""
+        self.body = spec or {}
+        """The referenced PSCExport as the cluster has it ({} for a URI target)."""
 
 
 class EndpointController:
@@ -287,12 +292,10 @@ class EndpointController:
         ref = spec.target.export_ref
         assert ref is not None  # endpoint_problems guarantees one of the two
         key = f"{ref.namespace or obj.namespace}/{ref.name}"
-        # The attachment this endpoint already connected to: its rule is still observed (and kept).
-        previous = tail(str(obj.status.get("serviceAttachment") or "")) if obj.status.get("connectionStatus") else ""
         export = self.exports.get(ref.namespace or obj.namespace, ref.name)
         if export is None:
             why = f"PSCExport {key} does not exist: nothing is built until it does"
-            return Target(previous or None, export=key, missing=True, waiting=why)
+            return Target(None, export=key, missing=True, waiting=why)
         region = (export.get("spec") or {}).get("region")
         if region and region != spec.region:
             return (
@@ -301,16 +304,16 @@ class EndpointController:
             )
         ready, why = export_ready(export)
         if not ready:
-            return Target(previous or None, export=key, waiting=f"waiting for PSCExport {key} to be Ready ({why})")
-        return Target(tail(str(export["status"]["serviceAttachment"])), export=key)
+            return Target(None, export=key, waiting=f"waiting for PSCExport {key} to be Ready ({why})", spec=export)
+        return Target(tail(str(export["status"]["serviceAttachment"])), export=key, spec=export)
 
     async def reconcile(self, obj: Object, engine: Engine, clients: Clients) -> Outcome_:
         spec = parse_endpoint(obj)
         if isinstance(spec, str):
-            return invalid_status(obj, spec)
+            return invalid(obj.status, obj.generation, spec)
         target = self.target(obj, spec)
         if isinstance(target, str):
-            return invalid_status(obj, target)
+            return invalid(obj.status, obj.generation, target)
         nodes = plan.build_endpoint(spec, self.context(obj, spec, clients), attachment=target.attachment)
         run = await engine.reconcile(nodes, dry_run=target.missing)
         return _endpoint_status(obj, spec, target, run)
@@ -321,57 +324,66 @@ class EndpointController:
         if skipped is not None:
             return skipped
         assert not isinstance(spec, str)
-        attachment = tail(spec.target.service_attachment or obj.status.get("serviceAttachment") or "")
-        run = await engine.teardown(plan.build_endpoint(spec, self.context(obj, spec, clients), attachment=attachment))
-        return _finalized(obj, run, [Event("Normal", a.split()[0].title(), a) for a in run.actions()])
+        nodes = plan.build_endpoint(spec, self.context(obj, spec, clients), attachment=None, teardown=True)
+        run = await engine.teardown(nodes)
+        return _finalized(obj, run, teardown_events(run))
 
 
 def _endpoint_status(obj: Object, spec: PSCEndpointSpec, target: Target, run: RunResult) -> Outcome_:
     address = run.results["address"].observation
     rule_result = run.results.get("forwardingRule")
     rule = rule_result.observation if rule_result else None
-    state = str(rule.outputs.get("status", "")) if rule and rule.exists else ""
+    exists = bool(rule and rule.exists)
+    state = str(rule.outputs.get("status", "")) if rule and exists else ""
     ip = str(address.outputs.get("ip", "")) if address and address.exists else ""
+    # What the rule targets as GCP says; the intended attachment only while there is no rule.
+    attachment = str(rule.outputs.get("target", "")) if rule and exists else (target.attachment or "")
     status: dict[str, Any] = {
         "observedGeneration": obj.generation,
         "ip": ip,
         "connectionStatus": state,
-        "pscConnectionId": str(rule.outputs.get("pscConnectionId", "")) if rule and rule.exists else "",
-        "serviceAttachment": COMPUTE + target.attachment if target.attachment else "",
+        "pscConnectionId": str(rule.outputs.get("pscConnectionId", "")) if rule and exists else "",
+        "serviceAttachment": COMPUTE + attachment if attachment else "",
         "resources": resources(run),
     }
-    status["conditions"] = [_endpoint_ready(obj, spec, target, run, state, ip)]
+    conds = obj.status.get("conditions", [])
+    ready, reason, message = _endpoint_ready(spec, target, run, state, ip, attachment)
+    status["conditions"] = health(conds, obj.generation, ready=ready, reason=reason, message=message)
     events = action_events(run, drift=converged_before(obj.status, obj.generation))
-    if state and state != obj.status.get("connectionStatus"):
-        kind = "Normal" if state in ("ACCEPTED", "PENDING") else "Warning"
-        events.append(
-            Event(
-                kind, "Connection" + state.title().replace("_", ""), f"the connection to {target.attachment} is {state}"
-            )
-        )
+    events += condition_events(conds, status["conditions"])
+    if state in ("ACCEPTED", "PENDING") and state != obj.status.get("connectionStatus"):
+        # The other states are warnings: the Ready condition's own Event tells them.
+        events.append(Event("Normal", "Connection" + state.title(), f"the connection to {attachment} is {state}"))
     retry = RETRY if target.waiting or (state and state != "ACCEPTED") else _retry(run)
     return Outcome_(status=status, events=events, retry_after=retry)
 
 
 def _endpoint_ready(
-    obj: Object, spec: PSCEndpointSpec, target: Target, run: RunResult, state: str, ip: str
-) -> dict[str, Any]:
-    conds, gen = obj.status.get("conditions", []), obj.generation
+    spec: PSCEndpointSpec, target: Target, run: RunResult, state: str, ip: str, attachment: str
+) -> tuple[bool, str, str]:
     problem = run.first_problem()
     if problem and problem.outcome in (Outcome.INVALID, Outcome.CONFLICT, Outcome.FAILED):
-        return ready_condition(conds, run, gen, ready_message="")
-    attachment = target.attachment or ""
-    if state == "ACCEPTED" and run.ready:
-        return condition(conds, "Ready", True, "Reconciled", f"{ip} reaches {attachment} (ACCEPTED)", gen)
+        return run_health(run)
+    if state == "ACCEPTED" and run.ready and not target.waiting:
+        return True, "Reconciled", f"{ip} reaches {attachment} (ACCEPTED)"
     if state in _ADVICE:
         reason, template = _ADVICE[state]
-        how = (
-            f"add {{project: {spec.project}}} to spec.attachment.consumers of PSCExport {target.export}"
-            if target.export
-            else "ask the producer to add it to the attachment's consumer accept list"
-        )
-        message = template.format(att=attachment, project=spec.project, how=how)
-        return condition(conds, "Ready", False, reason, message, gen)
+        return False, reason, template.format(att=attachment, project=spec.project, how=_how(spec, target, state))
     if target.waiting:
-        return condition(conds, "Ready", False, WAITING_FOR_EXPORT, target.waiting, gen)
-    return ready_condition(conds, run, gen, ready_message=f"{ip} reaches {attachment}")
+        return False, WAITING_FOR_EXPORT, target.waiting
+    ready, reason, message = run_health(run)
+    return ready, reason, message if not ready else f"{ip} reaches {attachment}"
+
+
+def _how(spec: PSCEndpointSpec, target: Target, state: str) -> str:
+    """What the producer must do, as far as the referenced PSCExport's spec tells."""
+    if not target.export:
+        return "ask the producer to put it on the attachment's consumer accept list"
+    attachment = (target.body.get("spec") or {}).get("attachment") or {}
+    accepted = {c.get("project") for c in attachment.get("consumers") or []}
+    rejected = set(attachment.get("rejected") or [])
+    if spec.project in rejected:
+        return f"take {spec.project} off spec.attachment.rejected of PSCExport {target.export}"
+    if spec.project in accepted:
+        return f"PSCExport {target.export} lists it; its next pass updates the attachment"
+    return f"add {{project: {spec.project}}} to spec.attachment.consumers of PSCExport {target.export}"

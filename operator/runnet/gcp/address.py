@@ -8,18 +8,35 @@ from runnet.engine import Adapter, Observation
 from runnet.gcp.calls import compute_write, find
 from runnet.gcp.context import Context
 from runnet.gcp.network import tail
+from runnet.gcp.ownership import owner_of
+
+
+def owned_addresses(ctx: Context) -> list[str]:
+    """Names of the addresses in the region whose owner marker names this object: what runnet reserved for it.
+
+    Read from GCP on every pass (one list call), so what runnet owns never depends on its own status.
+    """
+    c = ctx
+    pages = find(
+        f"listing addresses in {c.region}", lambda: c.clients.addresses.list(project=c.project, region=c.region)
+    )
+    return sorted(a.name for a in pages or [] if c.owner.owns(a.description))
 
 
 class ExternalAddressAdapter(Adapter):
     """A reserved EXTERNAL IP: created when absent, an existing one is used if it is usable."""
 
     kind = "Address"
+    exclusive = True
+    field = "spec.nat.addresses"
 
-    def __init__(self, ctx: Context, name: str, *, allowed_user: str) -> None:
+    def __init__(self, ctx: Context, name: str, *, allowed_user: str, listed: bool = True) -> None:
         super().__init__(name)
         self.ctx = ctx
         self.allowed_user = allowed_user
         """Relative path of the router whose NAT may already use this address."""
+        self.listed = listed
+        """In spec.nat.addresses; otherwise an address runnet reserved earlier (only reported while retained)."""
 
     def _get(self) -> compute_v1.Address | None:
         c = self.ctx
@@ -31,18 +48,25 @@ class ExternalAddressAdapter(Adapter):
     def observe(self) -> Observation:
         addr = self._get()
         if addr is None:
-            return Observation(exists=False, invalid=self._elsewhere())
-        obs = Observation(exists=True, owned=self.ctx.owner.owns(addr.description), self_link=addr.self_link)
+            return Observation(exists=False, invalid=self._elsewhere() if self.listed else "")
+        obs = Observation(
+            exists=True,
+            owned=self.ctx.owner.owns(addr.description),
+            owner=owner_of(addr.description) or "",
+            self_link=addr.self_link,
+        )
         obs.outputs["ip"] = addr.address
         if addr.address_type and addr.address_type != "EXTERNAL":
             obs.invalid = (
                 f"address {self.name} is {addr.address_type}: spec.nat.addresses needs EXTERNAL addresses, "
                 "so use another name"
             )
+        obs.outputs["users"] = [tail(u) for u in addr.users]
         others = [tail(u) for u in addr.users if tail(u) != self.allowed_user]
         if others:
             obs.held_by = others[0]
-            obs.invalid = f"address {self.name} is already used by {others[0]}: list a free address instead"
+            if self.listed:
+                obs.invalid = f"address {self.name} is already used by {others[0]}: list a free address instead"
         return obs
 
     def _elsewhere(self) -> str:

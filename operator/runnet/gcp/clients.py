@@ -28,6 +28,8 @@ class Clients:
 
     def __init__(self, settings: GCPSettings | None = None) -> None:
         self.settings = settings or GCPSettings()
+        self.known_regions: set[tuple[str, str]] = set()
+        """(project, region) pairs GCP confirmed exist: regions do not go away, so each is read once."""
 
     def _kwargs(self) -> dict[str, Any]:
         if not self.settings.endpoint:
@@ -52,6 +54,10 @@ class Clients:
     @cached_property
     def global_operations(self) -> compute_v1.GlobalOperationsClient:
         return compute_v1.GlobalOperationsClient(transport="rest", **self._kwargs())
+
+    @cached_property
+    def regions(self) -> compute_v1.RegionsClient:
+        return compute_v1.RegionsClient(transport="rest", **self._kwargs())
 
     @cached_property
     def networks(self) -> compute_v1.NetworksClient:

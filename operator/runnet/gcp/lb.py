@@ -17,6 +17,7 @@ from runnet.engine import Adapter, Observation
 from runnet.gcp.calls import GCPCallError, compute_write, find
 from runnet.gcp.context import Context
 from runnet.gcp.network import COMPUTE, SubnetAdapter, tail
+from runnet.gcp.ownership import owner_of
 
 PROXY_PURPOSES = ("REGIONAL_MANAGED_PROXY", "INTERNAL_HTTPS_LOAD_BALANCER")
 # GCP accepts a /26 proxy-only subnet but recommends a /23 (each proxy takes an address).
@@ -30,6 +31,7 @@ class RegionalAdapter(Adapter):
     arg = ""
     """The client's name parameter for this kind (``backend_service``...)."""
     label = ""
+    exclusive = True
 
     def __init__(self, ctx: Context, name: str, *, field: str) -> None:
         super().__init__(name)
@@ -49,12 +51,15 @@ class RegionalAdapter(Adapter):
 
     def seen(self, resource: Any) -> Observation:
         owned = self.ctx.owner.owns(resource.description)
-        return Observation(exists=True, owned=owned, self_link=resource.self_link, body=resource)
+        owner = "" if owned else owner_of(resource.description) or ""
+        return Observation(exists=True, owned=owned, owner=owner, self_link=resource.self_link, body=resource)
 
     def differs(self, obs: Observation, problem: str) -> Observation:
         """The resource is not what the spec says: repaired when owned, a conflict otherwise."""
         if obs.owned:
             obs.up_to_date = False
+        elif obs.owner:
+            obs.conflict = f"{self.label} {self.name} is managed by {obs.owner}: set {self.field} to another name"
         else:
             obs.conflict = (
                 f"{self.label} {self.name} exists, was not created by runnet and {problem}: "
@@ -318,7 +323,6 @@ class ProxyOnlySubnetAdapter(SubnetAdapter):
             field="spec.subnets.proxyOnly",
             purpose="REGIONAL_MANAGED_PROXY",
             role="ACTIVE",
-            max_prefix=PROXY_ONLY_MAX_PREFIX,
         )
         self.requested = name
 
@@ -359,6 +363,11 @@ class ProxyOnlySubnetAdapter(SubnetAdapter):
         pages = find("listing forwarding rules", lambda: c.clients.forwarding_rules.list(request=request))
         network = c.network_path(self.network)
         return [r.name for r in pages or [] if tail(r.network) == network]
+
+    def _check_range(self, sub: compute_v1.Subnetwork, obs: Observation) -> None:
+        """The network's existing proxy-only subnet is reused whatever its range; only runnet's own is checked."""
+        if obs.owned:
+            super()._check_range(sub, obs)
 
     def observe(self) -> Observation:
         obs = super().observe()

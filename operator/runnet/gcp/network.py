@@ -19,25 +19,33 @@ def tail(link: str) -> str:
     return link.split("/compute/v1/", 1)[-1]
 
 
+def read_network(ctx: Context, name: str) -> compute_v1.Network | None:
+    """The network, read once per pass (the network node and the NAT's coverage both need it)."""
+    return ctx.cache.get(
+        ctx.network_path(name),
+        lambda: find(f"reading network {name}", lambda: ctx.clients.networks.get(project=ctx.project, network=name)),
+    )
+
+
 class NetworkAdapter(Adapter):
     kind = "Network"
+    field = "spec.network.name"
 
     def __init__(self, ctx: Context, name: str) -> None:
         super().__init__(name)
         self.ctx = ctx
 
-    def _get(self) -> compute_v1.Network | None:
-        c = self.ctx
-        return find(
-            f"reading network {self.name}",
-            lambda: c.clients.networks.get(project=c.project, network=self.name),
-        )
-
     def observe(self) -> Observation:
-        net = self._get()
+        net = read_network(self.ctx, self.name)
         if net is None:
             return Observation(exists=False)
-        obs = Observation(exists=True, owned=self.ctx.owner.owns(net.description), self_link=net.self_link, body=net)
+        obs = Observation(
+            exists=True,
+            owned=self.ctx.owner.owns(net.description),
+            owner=owner_of(net.description) or "",
+            self_link=net.self_link,
+            body=net,
+        )
         if net.auto_create_subnetworks:
             obs.invalid = f"network {self.name} is an auto-mode network: runnet needs a custom-mode VPC network"
         return obs
@@ -50,6 +58,7 @@ class NetworkAdapter(Adapter):
             description=c.owner.description(),
             routing_config=compute_v1.NetworkRoutingConfig(routing_mode="REGIONAL"),
         )
+        c.cache.invalidate(c.network_path(self.name))
         compute_write(
             c.clients,
             f"creating network {self.name}",
@@ -58,6 +67,7 @@ class NetworkAdapter(Adapter):
 
     def delete(self, observed: Observation) -> None:
         c = self.ctx
+        c.cache.invalidate(c.network_path(self.name))
         compute_write(
             c.clients,
             f"deleting network {self.name}",
@@ -65,8 +75,37 @@ class NetworkAdapter(Adapter):
         )
 
 
+EXPANDABLE = ("PRIVATE",)
+"""GCP grows only regular subnets in place (expandIpCidrRange)."""
+PROHIBITED = tuple(ipaddress.ip_network(r) for r in ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4"))
+"""Ranges GCP refuses for subnets: "this" network, loopback, link-local, multicast."""
+
+
+def range_problem(field: str, cidr: str | None) -> str:
+    """What is wrong with a subnet range from the spec alone ('' when nothing): decided before any write."""
+    if not cidr:
+        return ""
+    try:
+        net = ipaddress.ip_network(cidr, strict=True)
+    except ValueError:
+        base = ipaddress.ip_network(cidr, strict=False)
+        return f"{field}.ipCidrRange {cidr} has host bits set: use {base}"
+    for prohibited in PROHIBITED:
+        if net.overlaps(prohibited):
+            return (
+                f"{field}.ipCidrRange {cidr} overlaps {prohibited}, which GCP does not allow in subnets: "
+                "use a private range"
+            )
+    return ""
+
+
 class SubnetAdapter(Adapter):
-    """A subnet of the plan's network; runnet creates it (with its range) or uses an existing one."""
+    """A subnet of the plan's network; runnet creates it (with its range) or uses an existing one.
+
+    An owned subnet whose spec range contains the current one is grown in place with
+    expandIpCidrRange (GCP cannot shrink or move a range). An existing subnet runnet does not own
+    is used only when its range is the spec's (or the spec gives none): otherwise it is a conflict.
+    """
 
     kind = "Subnetwork"
 
@@ -81,7 +120,6 @@ class SubnetAdapter(Adapter):
         private_ip_google_access: bool = True,
         purpose: str = "PRIVATE",
         role: str | None = None,
-        max_prefix: int = 29,
     ) -> None:
         super().__init__(name)
         self.ctx = ctx
@@ -91,7 +129,8 @@ class SubnetAdapter(Adapter):
         self.private_ip_google_access = private_ip_google_access
         self.purpose = purpose
         self.role = role
-        self.max_prefix = max_prefix
+        self.expanded_from = ""
+        """Set when this pass grew the subnet (for an Event)."""
 
     @property
     def path(self) -> str:
@@ -109,43 +148,68 @@ class SubnetAdapter(Adapter):
         if sub is None:
             return Observation(exists=False, invalid=self._creation_problem())
         owned = self.ctx.owner.owns(sub.description)
-        obs = Observation(exists=True, owned=owned, self_link=sub.self_link, body=sub)
+        obs = Observation(
+            exists=True, owned=owned, owner=owner_of(sub.description) or "", self_link=sub.self_link, body=sub
+        )
         obs.outputs["ipCidrRange"] = sub.ip_cidr_range
         if tail(sub.network) != self.ctx.network_path(self.network):
             obs.conflict = (
-                f"subnetwork {self.name} belongs to network {tail(sub.network).rsplit('/', 1)[-1]}, not {self.network}"
+                f"subnetwork {self.name} belongs to network {tail(sub.network).rsplit('/', 1)[-1]}, not "
+                f"{self.network}: set {self.field}.name to a subnet of {self.network}"
             )
         elif sub.purpose and sub.purpose != self.purpose:
             obs.invalid = (
                 f"subnetwork {self.name} has purpose {sub.purpose}; {self.field} needs a {self.purpose} subnet"
             )
-        elif owned and self.ip_cidr_range and sub.ip_cidr_range != self.ip_cidr_range:
-            obs.invalid = (
-                f"{self.field}.ipCidrRange is {self.ip_cidr_range} but subnetwork {self.name} has "
-                f"{sub.ip_cidr_range}: GCP cannot change a subnet's range; restore it or use a new subnet name"
-            )
-        obs.up_to_date = (
-            not owned or self.purpose != "PRIVATE" or (sub.private_ip_google_access == self.private_ip_google_access)
-        )
+        else:
+            self._check_range(sub, obs)
+        pga_ok = self.purpose != "PRIVATE" or sub.private_ip_google_access == self.private_ip_google_access
+        obs.up_to_date = obs.up_to_date and (not owned or pga_ok)
         return obs
+
+    def _check_range(self, sub: compute_v1.Subnetwork, obs: Observation) -> None:
+        """The spec's range against the subnet's: equal, grown in place (owned, containing it), or a problem."""
+        if not self.ip_cidr_range or sub.ip_cidr_range == self.ip_cidr_range:
+            return
+        want = ipaddress.IPv4Network(self.ip_cidr_range, strict=False)
+        have = ipaddress.IPv4Network(sub.ip_cidr_range)
+        where = f"{self.field}.ipCidrRange is {self.ip_cidr_range} but subnetwork {self.name} has {sub.ip_cidr_range}"
+        if not obs.owned:
+            obs.conflict = (
+                f"{where} and was not created by runnet, which never changes it: set {self.field}.ipCidrRange to "
+                f"{sub.ip_cidr_range} or name another subnet"
+            )
+        elif not (want.supernet_of(have) and want.prefixlen < have.prefixlen):
+            obs.invalid = (
+                f"{where}: GCP can only grow a subnet's range to one that contains it, never shrink or move it; "
+                f"set {sub.ip_cidr_range} back or a larger range containing it"
+            )
+        elif self.purpose not in EXPANDABLE:
+            obs.invalid = f"{where}: GCP cannot grow a {self.purpose} subnet; set {sub.ip_cidr_range} back"
+        else:
+            overlap = self._overlap(want, exclude=self.name)
+            if overlap:
+                obs.invalid = f"{where}: growing it to {want} {overlap}"
+            else:
+                obs.up_to_date = False
+                obs.outputs["expandTo"] = str(want)
 
     def _creation_problem(self) -> str:
         """Why this subnet cannot be created from the spec ('' when it can). Read-only checks."""
         if not self.ip_cidr_range:
             return f"{self.field}.ipCidrRange is required because subnetwork {self.name} does not exist yet"
-        try:
-            net = ipaddress.ip_network(self.ip_cidr_range, strict=True)
-        except ValueError:
-            return f"{self.field}.ipCidrRange {self.ip_cidr_range} has host bits set: use the network address"
-        if net.prefixlen > self.max_prefix:
-            return (
-                f"{self.field}.ipCidrRange {self.ip_cidr_range} is too small: use a /{self.max_prefix} or larger range"
-            )
+        problem = range_problem(self.field, self.ip_cidr_range)
+        if problem:
+            return problem
+        overlap = self._overlap(ipaddress.ip_network(self.ip_cidr_range), exclude="")
+        return f"{self.field}.ipCidrRange {self.ip_cidr_range} {overlap}" if overlap else ""
+
+    def _overlap(self, net: ipaddress.IPv4Network | ipaddress.IPv6Network, *, exclude: str) -> str:
         for other in self._network_subnets():
-            if net.overlaps(ipaddress.ip_network(other.ip_cidr_range)):
+            if other.name != exclude and net.overlaps(ipaddress.ip_network(other.ip_cidr_range)):
                 return (
-                    f"{self.field}.ipCidrRange {self.ip_cidr_range} overlaps subnetwork {other.name} "
-                    f"({other.ip_cidr_range}) in network {self.network}: pick a free range"
+                    f"overlaps subnetwork {other.name} ({other.ip_cidr_range}) in network {self.network}: "
+                    "pick a free range"
                 )
         return ""
 
@@ -182,6 +246,22 @@ class SubnetAdapter(Adapter):
 
     def update(self, observed: Observation) -> None:
         c = self.ctx
+        target = observed.outputs.get("expandTo")
+        if target:
+            expand = compute_v1.SubnetworksExpandIpCidrRangeRequest(ip_cidr_range=str(target))
+            compute_write(
+                c.clients,
+                f"growing subnetwork {self.name} to {target}",
+                lambda: c.clients.subnetworks.expand_ip_cidr_range_unary(
+                    project=c.project,
+                    region=c.region,
+                    subnetwork=self.name,
+                    subnetworks_expand_ip_cidr_range_request_resource=expand,
+                ),
+            )
+            self.expanded_from = str(observed.outputs.get("ipCidrRange", ""))
+        if self.purpose != "PRIVATE" or observed.body.private_ip_google_access == self.private_ip_google_access:
+            return
         request = compute_v1.SubnetworksSetPrivateIpGoogleAccessRequest(
             private_ip_google_access=self.private_ip_google_access
         )

@@ -21,6 +21,7 @@ from runnet.gcp.calls import GCPCallError, call, compute_write, find, wait_compu
 from runnet.gcp.context import Context
 from runnet.gcp.lb import RegionalAdapter
 from runnet.gcp.network import COMPUTE, tail
+from runnet.gcp.ownership import owner_of
 
 CONNECTION_STATES = ("ACCEPTED", "PENDING", "REJECTED", "CLOSED", "NEEDS_ATTENTION")
 _LISTS = {
@@ -190,6 +191,8 @@ class InternalAddressAdapter(Adapter):
     """The consumer's reserved INTERNAL address: the endpoint's IP."""
 
     kind = "Address"
+    exclusive = True
+    field = "spec.address.name"
 
     def __init__(self, ctx: Context, name: str, *, subnet: str, ip: str | None, user: str) -> None:
         super().__init__(name)
@@ -207,7 +210,9 @@ class InternalAddressAdapter(Adapter):
         )
         if addr is None:
             return Observation(exists=False)
-        obs = Observation(exists=True, owned=c.owner.owns(addr.description), self_link=addr.self_link, body=addr)
+        owned = c.owner.owns(addr.description)
+        owner = "" if owned else owner_of(addr.description) or ""
+        obs = Observation(exists=True, owned=owned, owner=owner, self_link=addr.self_link, body=addr)
         obs.outputs["ip"] = addr.address
         subnet = c.regional_path("subnetworks", self.subnet)
         others = [tail(u) for u in addr.users if tail(u) != self.user]
@@ -262,15 +267,17 @@ class PscEndpointAdapter(RegionalAdapter):
     kind = "ForwardingRule"
     client_attr, arg, label = "forwarding_rules", "forwarding_rule", "forwarding rule"
 
-    def __init__(self, ctx: Context, name: str, *, network: str, address: str, attachment: str) -> None:
+    def __init__(self, ctx: Context, name: str, *, network: str, address: str, attachment: str | None) -> None:
         super().__init__(ctx, name, field="spec.forwardingRule.name")
         self.network = network
         self.address = address
         self.attachment = attachment
-        """Relative path of the service attachment (in the producer's project)."""
+        """Relative path of the service attachment (in the producer's project); None: not known yet, only read."""
 
     def observe(self) -> Observation:
         rule = self.read()
+        if self.attachment is None:
+            return self._as_it_is(rule)
         if rule is None:
             if self._attachment_exists() is False:
                 return Observation(
@@ -280,9 +287,8 @@ class PscEndpointAdapter(RegionalAdapter):
                     ),
                 )
             return Observation(exists=False)
-        obs = self.seen(rule)
-        status = rule.psc_connection_status or "PENDING"
-        obs.outputs.update(status=status, pscConnectionId=str(rule.psc_connection_id or ""), ip=rule.I_p_address)
+        obs = self._as_it_is(rule)
+        status = str(obs.outputs["status"])
         if tail(rule.target) != self.attachment:
             return self.differs(obs, f"does not target {self.attachment}")
         obs.ready = status == "ACCEPTED"
@@ -291,9 +297,23 @@ class PscEndpointAdapter(RegionalAdapter):
             obs.up_to_date = False
         return obs
 
+    def _as_it_is(self, rule: compute_v1.ForwardingRule | None) -> Observation:
+        """The rule and its connection as GCP has them (while the attachment it should target is unknown)."""
+        if rule is None:
+            return Observation(exists=False, message="waiting for the service attachment")
+        obs = self.seen(rule)
+        status = rule.psc_connection_status or "PENDING"
+        obs.outputs.update(
+            status=status,
+            pscConnectionId=str(rule.psc_connection_id or ""),
+            ip=rule.I_p_address,
+            target=tail(rule.target),
+        )
+        return obs
+
     def _attachment_exists(self) -> bool | None:
         """None when it cannot be told (the consumer may not be allowed to read the producer's project)."""
-        parts = self.attachment.split("/")
+        parts = (self.attachment or "").split("/")
         if len(parts) != 6:
             return None
         try:
@@ -315,7 +335,7 @@ class PscEndpointAdapter(RegionalAdapter):
                 load_balancing_scheme="",
                 network=COMPUTE + c.network_path(self.network),
                 I_p_address=COMPUTE + c.regional_path("addresses", self.address),
-                target=COMPUTE + self.attachment,
+                target=COMPUTE + (self.attachment or ""),
             )
         )
 

@@ -10,15 +10,15 @@ does not own, the router's description gets a line naming the NAT's owner, in th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from google.cloud import compute_v1
 
 from runnet.engine import Adapter, Observation
-from runnet.gcp.calls import compute_write, find
+from runnet.gcp.calls import GCPCallError, compute_write, find
 from runnet.gcp.context import Context
-from runnet.gcp.network import COMPUTE, tail
-from runnet.gcp.ownership import Owner
+from runnet.gcp.network import COMPUTE, read_network, tail
+from runnet.gcp.ownership import Owner, owner_of
 
 PORTS_PER_IP = 64512
 
@@ -38,6 +38,7 @@ class RouterAdapter(Adapter):
         obs = Observation(
             exists=True,
             owned=self.ctx.owner.owns(router.description),
+            owner=owner_of(router.description) or "",
             self_link=router.self_link,
             body=router,
         )
@@ -158,14 +159,37 @@ def nat_marker(owner: Owner, nat: str) -> str:
     return f"runnet.dev nat={nat} owner={owner.kind}/{owner.namespace}/{owner.name}"
 
 
-class NatAdapter(Adapter):
-    kind = "CloudNAT"
+def _nat_owner(description: str | None, nat: str) -> str:
+    """Who a NAT belongs to: its marker line in the router's description, else the router's owner."""
+    for line in (description or "").splitlines():
+        if line.strip().startswith(f"runnet.dev nat={nat} owner="):
+            kind, namespace, name = line.strip().split("owner=", 1)[1].split("/", 2)
+            return f"{kind} {namespace}/{name}"
+    return owner_of(description) or ""
 
-    def __init__(self, ctx: Context, desired: DesiredNat, *, router: str) -> None:
+
+ALL_SUBNETWORKS = ("ALL_SUBNETWORKS_ALL_IP_RANGES", "ALL_SUBNETWORKS_ALL_PRIMARY_IP_RANGES")
+
+
+class NatAdapter(Adapter):
+    """The NAT; with ``coverage`` None, it covers all subnetworks only when this object owns the network."""
+
+    kind = "CloudNAT"
+    exclusive = True
+    field = "spec.nat.name"
+
+    def __init__(
+        self, ctx: Context, desired: DesiredNat, *, router: str, network: str, subnet: str, coverage: str | None
+    ) -> None:
         super().__init__(desired.name)
         self.ctx = ctx
+        self.base = desired
         self.desired = desired
         self.router = router
+        self.network = network
+        self.subnet = subnet
+        self.coverage = coverage
+        """AllSubnetworks, GatewaySubnet, or None: decided from who owns the network."""
 
     def _router(self) -> compute_v1.Router:
         router = read_router(self.ctx, self.router)
@@ -173,20 +197,60 @@ class NatAdapter(Adapter):
             raise LookupError(f"router {self.router} disappeared")
         return router
 
+    def _effective(self) -> str:
+        if self.coverage:
+            return self.coverage
+        net = read_network(self.ctx, self.network)
+        return "AllSubnetworks" if net is None or self.ctx.owner.owns(net.description) else "GatewaySubnet"
+
     def observe(self) -> Observation:
+        coverage = self._effective()
+        subnet = self.ctx.regional_path("subnetworks", self.subnet) if coverage == "GatewaySubnet" else None
+        self.desired = replace(self.base, subnetwork=subnet)
         router = read_router(self.ctx, self.router)
         if router is None:
-            return Observation(exists=False)
+            return Observation(exists=False, outputs={"coverage": coverage}, conflict=self._coverage_conflict())
         nat = next((n for n in router.nats if n.name == self.name), None)
         owned = self.ctx.owner.owns(router.description) or nat_marker(self.ctx.owner, self.name) in (
             router.description or ""
         )
-        if nat is None:
-            return Observation(exists=False, body=router)
-        up_to_date = observed_fields(nat) == self.desired.managed_fields()
-        obs = Observation(exists=True, owned=owned, up_to_date=up_to_date, self_link=router.self_link, body=router)
-        obs.outputs["natIps"] = [tail(ip) for ip in nat.nat_ips]
+        obs = Observation(exists=nat is not None, owned=owned, self_link=router.self_link, body=router)
+        obs.outputs["coverage"] = coverage
+        if nat is not None:
+            obs.owner = "" if owned else _nat_owner(router.description, self.name)
+            obs.up_to_date = observed_fields(nat) == self.desired.managed_fields()
+            obs.outputs["natIps"] = [tail(ip) for ip in nat.nat_ips]
+        if nat is None or (owned and not obs.up_to_date):
+            obs.conflict = self._coverage_conflict()
         return obs
+
+    def _coverage_conflict(self) -> str:
+        """GCP allows a NAT covering all subnetworks only as the only NAT of the network in the region."""
+        c = self.ctx
+        pages = find(
+            f"listing routers in {c.region}", lambda: c.clients.routers.list(project=c.project, region=c.region)
+        )
+        network = c.network_path(self.network)
+        wants_all = self.desired.subnetwork is None
+        for router in pages or []:
+            if tail(router.network) != network:
+                continue
+            for nat in router.nats:
+                if router.name == self.router and nat.name == self.name:
+                    continue
+                if wants_all:
+                    return (
+                        f"NAT {self.name} would cover all subnetworks of network {self.network}, but router "
+                        f"{router.name} already has NAT {nat.name} there and GCP allows no other NAT beside such a "
+                        "NAT: set spec.nat.coverage: GatewaySubnet"
+                    )
+                if nat.source_subnetwork_ip_ranges_to_nat in ALL_SUBNETWORKS:
+                    return (
+                        f"NAT {nat.name} of router {router.name} covers all subnetworks of network {self.network} "
+                        f"in {c.region}, and GCP allows no other NAT beside it: change that NAT to cover chosen "
+                        "subnets, or attach the services to it"
+                    )
+        return ""
 
     def create(self) -> None:
         self._write(add=True)
@@ -239,15 +303,37 @@ def _with_marker(description: str | None, marker: str, *, keep: bool) -> str:
     return "\n".join(lines)
 
 
-def nat_status(ctx: Context, router: str, nat: str) -> compute_v1.RouterStatusNatStatus | None:
-    """The NAT's entry in getRouterStatus (IPs in use, minExtraNatIpsNeeded)."""
-    status = find(
-        f"reading status of router {router}",
-        lambda: ctx.clients.routers.get_router_status(project=ctx.project, region=ctx.region, router=router),
-    )
-    if status is None:
-        return None
-    return next((s for s in status.result.nat_status if s.name == nat), None)
+class NatStatusAdapter(Adapter):
+    """Read-only: the NAT as GCP reports it running (getRouterStatus): the IPs it translates to."""
+
+    kind = "NATStatus"
+
+    def __init__(self, ctx: Context, *, router: str, nat: str) -> None:
+        super().__init__(nat)
+        self.ctx = ctx
+        self.router = router
+
+    def observe(self) -> Observation:
+        c = self.ctx
+        status = find(
+            f"reading status of router {self.router}",
+            lambda: c.clients.routers.get_router_status(project=c.project, region=c.region, router=self.router),
+        )
+        entry = next((s for s in status.result.nat_status if s.name == self.name), None) if status else None
+        if entry is None:
+            return Observation(exists=False, message=f"router {self.router} reports no NAT {self.name}")
+        obs = Observation(exists=True)
+        obs.outputs.update(
+            ips=[*entry.user_allocated_nat_ips, *entry.auto_allocated_nat_ips],
+            minExtraNatIpsNeeded=int(entry.min_extra_nat_ips_needed),
+        )
+        return obs
+
+    def create(self) -> None:
+        raise GCPCallError(f"router {self.router} reports no NAT {self.name}", retryable=True)
+
+    def delete(self, observed: Observation) -> None:
+        """A view, nothing to delete."""
 
 
 def instances_supported(addresses: int, min_ports_per_vm: int) -> int:

@@ -66,8 +66,28 @@ def vpc_access_json(service: run_v2.Service) -> str:
     return str(json_format.MessageToJson(run_v2.VpcAccess.pb(access), indent=None, sort_keys=True))
 
 
+WAITING_FOR_SERVICE = "WaitingForService"
+
+
+def attached_services(ctx: Context, gateway: str) -> list[str]:
+    """Names of the region's Cloud Run services attached to this gateway (their annotation says so).
+
+    Read from GCP on every pass, so a service taken out of spec.services is detached even when the
+    gateway's status never recorded it.
+    """
+    parent = f"projects/{ctx.project}/locations/{ctx.region}"
+    pages = find(
+        f"listing Cloud Run services in {ctx.region}", lambda: ctx.clients.run_services.list_services(parent=parent)
+    )
+    return sorted(_short(s.name) for s in pages or [] if s.annotations.get(ATTACHED_TO) == gateway)
+
+
 class RunEgressAdapter(Adapter):
-    """Direct VPC egress on a service: its template's vpcAccess points at the gateway's subnet."""
+    """Direct VPC egress on a service: its template's vpcAccess points at the gateway's subnet.
+
+    With ``egress`` empty the service is one to detach (no longer listed): it is up to date once
+    it no longer carries this gateway's annotation.
+    """
 
     kind = "CloudRunService"
 
@@ -85,15 +105,22 @@ class RunEgressAdapter(Adapter):
         if svc is None:
             return Observation(
                 exists=False,
-                invalid=(
+                reason=WAITING_FOR_SERVICE,
+                message=(
                     f"Cloud Run service {self.name} does not exist in project {self.ctx.project} region "
-                    f"{self.ctx.region}: deploy it first or remove it from spec.services"
+                    f"{self.ctx.region} yet: deploy it, or remove it from spec.services"
                 ),
             )
         holder = svc.annotations.get(ATTACHED_TO)
         obs = Observation(exists=True, self_link=svc.name, body=svc)
+        if not self.egress:
+            obs.up_to_date = holder != self.gateway
+            return obs
         if holder and holder != self.gateway:
-            obs.conflict = f"Cloud Run service {self.name} is already attached to EgressGateway {holder}"
+            obs.conflict = (
+                f"Cloud Run service {self.name} is already attached to EgressGateway {holder}: take it out of that "
+                "gateway's spec.services first, or out of this one's"
+            )
             return obs
         failed = svc.terminal_condition.state == FAILED and not svc.reconciling
         # A revision that failed with runnet's settings is deployed again (GCP errors can be passing).

@@ -8,7 +8,7 @@ from typing import Any
 import kopf
 
 from runnet.api.common import GROUP, VERSION
-from runnet.controllers.egress import Object
+from runnet.controllers.base import Object
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients
 from runnet.runtime import Runtime

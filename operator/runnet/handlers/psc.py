@@ -16,7 +16,7 @@ import kopf
 
 from runnet.api.common import GROUP, VERSION
 from runnet.controllers import psc
-from runnet.controllers.egress import Object
+from runnet.controllers.base import Object
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients
 from runnet.gcp.network import tail

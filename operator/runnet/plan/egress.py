@@ -1,26 +1,41 @@
-"""EgressGateway spec → the graph of GCP resources that gives Cloud Run a fixed egress IP.
+"""EgressGateway spec (and what runnet owns for it in GCP) → the graph of GCP resources.
 
-    network ─┬─ subnet ───────────────┐
-             └─ router ─┐             ├─ service (Direct VPC egress, one node per service)
-    address x n ────────┴─ NAT ───────┘
+    region ─ network ─┬─ subnet ───────────────┐
+                      └─ router ─┐             ├─ service (Direct VPC egress, one node per service)
+    address x n ─────────────────┴─ NAT ───────┘
+    retained address x m ────────┘      └─ NAT status (what GCP reports the NAT uses)
+    detached service x k (listed no more: their VPC access is restored)
 
-Pure: builds adapters (which hold the desired state) but calls nothing.
+Pure: builds adapters (which hold the desired state) but calls nothing. What runnet owns is an
+input (:class:`Owned`), found in GCP before planning, never remembered in the status.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import ipaddress
+from dataclasses import dataclass, field
 
-from runnet.api.egress import AddressDeletionPolicy, EgressGatewaySpec, NatCoverage
+from runnet.api.egress import AddressDeletionPolicy, EgressGatewaySpec
 from runnet.engine import Node, Policy
 from runnet.gcp.address import ExternalAddressAdapter
 from runnet.gcp.context import Context
-from runnet.gcp.network import NetworkAdapter, SubnetAdapter
-from runnet.gcp.router import DesiredNat, NatAdapter, RouterAdapter
+from runnet.gcp.network import NetworkAdapter, SubnetAdapter, range_problem
+from runnet.gcp.region import RegionAdapter
+from runnet.gcp.router import DesiredNat, NatAdapter, NatStatusAdapter, RouterAdapter
 from runnet.gcp.run_service import RunEgressAdapter
 
-# Direct VPC egress takes about two IPs per instance, reserved in blocks: GCP asks for a /26 or larger.
-DIRECT_EGRESS_MAX_PREFIX = 26
+# Direct VPC egress takes about two IPs per instance, reserved in blocks: GCP recommends a /26 or larger.
+DIRECT_EGRESS_RECOMMENDED_PREFIX = 26
+
+
+@dataclass(frozen=True)
+class Owned:
+    """What GCP says runnet holds for this gateway, found before planning (see ``controllers.egress``)."""
+
+    addresses: list[str] = field(default_factory=list)
+    """Addresses whose owner marker names the gateway."""
+    services: list[str] = field(default_factory=list)
+    """Cloud Run services carrying the gateway's annotation."""
 
 
 def spec_problems(spec: EgressGatewaySpec) -> list[str]:
@@ -40,27 +55,72 @@ def spec_problems(spec: EgressGatewaySpec) -> list[str]:
                 "spec.nat.enableEndpointIndependentMapping cannot be combined with dynamic port allocation: "
                 "turn one of them off"
             )
-    return problems
+    problem = range_problem("spec.subnet", spec.subnet.ip_cidr_range)
+    return [*problems, problem] if problem else problems
 
 
-def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str, retained: list[str] | None = None) -> list[Node]:
+def unlisted(owned: Owned, spec: EgressGatewaySpec) -> list[str]:
+    """Addresses runnet reserved for the gateway that spec.nat.addresses no longer lists."""
+    return [a for a in owned.addresses if a not in spec.nat.addresses]
+
+
+def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str, owned: Owned, teardown: bool = False) -> list[Node]:
     """The nodes for one gateway; ``gateway`` is its namespace/name (recorded on services).
 
-    ``retained`` adds the gateway's unlisted addresses (see :func:`retained_addresses`) for a teardown, which
-    deletes them after the NAT, and only under addressDeletionPolicy Delete.
+    Retained addresses are only read while the gateway lives, and deleted after the NAT by a
+    teardown under addressDeletionPolicy Delete. Services runnet attached that are no longer listed
+    are detached in the same pass.
     """
     router_path = ctx.regional_path("routers", spec.router.name)
+    retain = spec.nat.address_deletion_policy is AddressDeletionPolicy.RETAIN
     addresses = [
-        Node(
-            key=f"address/{name}",
-            adapter=ExternalAddressAdapter(ctx, name, allowed_user=router_path),
-            retain=spec.nat.address_deletion_policy is AddressDeletionPolicy.RETAIN,
-        )
+        Node(f"address/{name}", ExternalAddressAdapter(ctx, name, allowed_user=router_path), retain=retain)
         for name in spec.nat.addresses
     ]
-    kept = retained_addresses(retained or [], spec, ctx, teardown=True)
+    kept = [
+        Node(
+            f"retained/{name}",
+            ExternalAddressAdapter(ctx, name, allowed_user=router_path, listed=False),
+            policy=Policy.MANAGE if teardown else Policy.OBSERVE,
+            retain=retain,
+        )
+        for name in unlisted(owned, spec)
+    ]
+    nodes = [
+        Node("region", RegionAdapter(ctx), policy=Policy.OBSERVE),
+        Node("network", NetworkAdapter(ctx, spec.network.name), depends_on=["region"]),
+        Node("subnet", _subnet(spec, ctx), depends_on=["network"]),
+        Node("router", RouterAdapter(ctx, spec.router.name, network=spec.network.name), depends_on=["network"]),
+        *addresses,
+        *kept,
+        Node(
+            "nat",
+            _nat(spec, ctx),
+            policy=Policy.CONFIGURE,
+            adopt=spec.nat.adopt,
+            depends_on=["router", "subnet", *(a.key for a in [*addresses, *kept])],
+        ),
+    ]
+    if not teardown:
+        status = NatStatusAdapter(ctx, router=spec.router.name, nat=spec.nat.name)
+        nodes.append(Node("natStatus", status, policy=Policy.OBSERVE, depends_on=["nat"]))
+    return nodes + _services(spec, ctx, gateway=gateway, owned=owned)
+
+
+def _subnet(spec: EgressGatewaySpec, ctx: Context) -> SubnetAdapter:
+    return SubnetAdapter(
+        ctx,
+        spec.subnet.name,
+        network=spec.network.name,
+        ip_cidr_range=spec.subnet.ip_cidr_range,
+        field="spec.subnet",
+        private_ip_google_access=spec.subnet.private_ip_google_access,
+    )
+
+
+def _nat(spec: EgressGatewaySpec, ctx: Context) -> NatAdapter:
     nat = spec.nat
-    desired_nat = DesiredNat(
+    desired = DesiredNat(
         name=nat.name,
         addresses=tuple(ctx.regional_path("addresses", a) for a in nat.addresses),
         min_ports_per_vm=nat.min_ports_per_vm,
@@ -69,83 +129,42 @@ def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str, retained: list
         endpoint_independent_mapping=nat.enable_endpoint_independent_mapping,
         log_enabled=nat.logging.enabled,
         log_filter=nat.logging.filter.value,
-        subnetwork=ctx.regional_path("subnetworks", spec.subnet.name)
-        if nat.coverage is NatCoverage.GATEWAY_SUBNET
-        else None,
     )
-    nodes = [
-        Node("network", NetworkAdapter(ctx, spec.network.name)),
-        Node(
-            "subnet",
-            SubnetAdapter(
-                ctx,
-                spec.subnet.name,
-                network=spec.network.name,
-                ip_cidr_range=spec.subnet.ip_cidr_range,
-                field="spec.subnet",
-                private_ip_google_access=spec.subnet.private_ip_google_access,
-                max_prefix=DIRECT_EGRESS_MAX_PREFIX,
-            ),
-            depends_on=["network"],
-        ),
-        Node("router", RouterAdapter(ctx, spec.router.name, network=spec.network.name), depends_on=["network"]),
-        *addresses,
-        *kept,
-        Node(
-            "nat",
-            NatAdapter(ctx, desired_nat, router=spec.router.name),
-            policy=Policy.CONFIGURE,
-            adopt=nat.adopt,
-            depends_on=["router", "subnet", *(a.key for a in [*addresses, *kept])],
-        ),
-    ]
+    return NatAdapter(
+        ctx,
+        desired,
+        router=spec.router.name,
+        network=spec.network.name,
+        subnet=spec.subnet.name,
+        coverage=nat.coverage.value if nat.coverage else None,
+    )
+
+
+def _services(spec: EgressGatewaySpec, ctx: Context, *, gateway: str, owned: Owned) -> list[Node]:
+    nodes = []
     for svc in spec.services:
         adapter = RunEgressAdapter(
-            ctx,
-            svc.name,
-            network=spec.network.name,
-            subnet=spec.subnet.name,
-            egress=svc.egress.value,
-            gateway=gateway,
+            ctx, svc.name, network=spec.network.name, subnet=spec.subnet.name, egress=svc.egress.value, gateway=gateway
         )
         nodes.append(Node(f"service/{svc.name}", adapter, policy=Policy.ATTACH, depends_on=["subnet", "nat"]))
+    listed = {s.name for s in spec.services}
+    for name in owned.services:
+        if name not in listed:
+            adapter = RunEgressAdapter(
+                ctx, name, network=spec.network.name, subnet=spec.subnet.name, egress="", gateway=gateway
+            )
+            nodes.append(Node(f"detached/{name}", adapter, policy=Policy.DETACH, depends_on=["region"]))
     return nodes
 
 
-def detached_services(previous: list[str], spec: EgressGatewaySpec, ctx: Context, *, gateway: str) -> list[Node]:
-    """Nodes for services that were attached before but are no longer listed: to restore them."""
-    listed = {s.name for s in spec.services}
-    return [
-        Node(
-            f"service/{name}",
-            RunEgressAdapter(ctx, name, network=spec.network.name, subnet=spec.subnet.name, egress="", gateway=gateway),
-            policy=Policy.ATTACH,
-        )
-        for name in previous
-        if name not in listed
-    ]
+def usable_ips(cidr: str) -> int:
+    """Addresses a subnet's instances can use: GCP reserves four in every primary range."""
+    return ipaddress.ip_network(cidr, strict=False).num_addresses - 4
 
 
-def unlisted_addresses(status: dict[str, Any], spec: EgressGatewaySpec) -> list[str]:
-    """Addresses the gateway reserved before that ``spec.nat.addresses`` no longer lists.
-
-    Remembered in the status: owned addresses of the last pass, and those already retained.
-    """
-    before = [r["name"] for r in status.get("resources", []) if r.get("kind") == "Address" and r.get("owned")]
-    before += [a["name"] for a in status.get("retainedAddresses", [])]
-    listed = set(spec.nat.addresses)
-    return sorted({name for name in before if name not in listed})
-
-
-def retained_addresses(names: list[str], spec: EgressGatewaySpec, ctx: Context, *, teardown: bool) -> list[Node]:
-    """Nodes for unlisted addresses: only read while the gateway lives; deleted with it under Delete."""
-    router_path = ctx.regional_path("routers", spec.router.name)
-    return [
-        Node(
-            key=f"retained/{name}",
-            adapter=ExternalAddressAdapter(ctx, name, allowed_user=router_path),
-            policy=Policy.MANAGE if teardown else Policy.OBSERVE,
-            retain=spec.nat.address_deletion_policy is AddressDeletionPolicy.RETAIN,
-        )
-        for name in names
-    ]
+def range_for(cidr: str, needed: int) -> str:
+    """The smallest range containing ``cidr`` with at least ``needed`` usable IPs (what to grow to)."""
+    net = ipaddress.ip_network(cidr, strict=False)
+    while net.num_addresses - 4 < needed and net.prefixlen > 8:
+        net = net.supernet()
+    return str(net)

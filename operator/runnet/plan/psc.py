@@ -20,10 +20,11 @@ import re
 from dataclasses import dataclass
 
 from runnet.api.common import GCP_NAME_PATTERN
-from runnet.api.psc import PSCEndpointSpec, PSCExportSpec
+from runnet.api.psc import MEMBER_PATTERN, PSCEndpointSpec, PSCExportSpec
 from runnet.engine import Node, Policy
 from runnet.gcp.context import Context
 from runnet.gcp.lb import (
+    PROXY_ONLY_MAX_PREFIX,
     BackendServiceAdapter,
     InternalRuleAdapter,
     ProxyOnlySubnetAdapter,
@@ -31,15 +32,12 @@ from runnet.gcp.lb import (
     TargetHttpProxyAdapter,
     UrlMapAdapter,
 )
-from runnet.gcp.network import NetworkAdapter, SubnetAdapter, tail
+from runnet.gcp.network import NetworkAdapter, SubnetAdapter, range_problem, tail
 from runnet.gcp.psc import DesiredAttachment, InternalAddressAdapter, PscEndpointAdapter, ServiceAttachmentAdapter
+from runnet.gcp.region import RegionAdapter
 from runnet.gcp.run_access import PUBLIC, RunIngressAdapter, RunInvokersAdapter
 
-# What IAM accepts as a member (the schema's pattern only checks the prefix).
-_EMAIL = r"[^@\s:]+@[^@\s:]+\.[^@\s:]+"
-MEMBER = re.compile(
-    rf"^((user|group|serviceAccount):{_EMAIL}|domain:[a-z0-9.-]+\.[a-z]{{2,}}|principal(Set)?://iam\.googleapis\.com/\S+)$"
-)
+MEMBER = re.compile(MEMBER_PATTERN)
 NAME = re.compile(GCP_NAME_PATTERN)
 
 
@@ -73,18 +71,27 @@ def export_problems(spec: PSCExportSpec, name: str) -> list[str]:
         for field, value in _defaulted(spec, name).items()
         if len(value) > 63 or not NAME.match(value)
     ]
-    problems += _overlaps(
-        {
-            "spec.subnets.loadBalancer": spec.subnets.load_balancer.ip_cidr_range,
-            "spec.subnets.proxyOnly": spec.subnets.proxy_only.ip_cidr_range,
-            "spec.subnets.pscNat": spec.subnets.psc_nat.ip_cidr_range,
-        }
-    )
+    ranges = {
+        "spec.subnets.loadBalancer": spec.subnets.load_balancer.ip_cidr_range,
+        "spec.subnets.proxyOnly": spec.subnets.proxy_only.ip_cidr_range,
+        "spec.subnets.pscNat": spec.subnets.psc_nat.ip_cidr_range,
+    }
+    problems += [p for field, cidr in ranges.items() if (p := range_problem(field, cidr))]
+    proxy = spec.subnets.proxy_only.ip_cidr_range
+    if proxy and int(proxy.split("/")[1]) > PROXY_ONLY_MAX_PREFIX:
+        problems.append(
+            f"spec.subnets.proxyOnly.ipCidrRange {proxy} is too small: GCP needs a /{PROXY_ONLY_MAX_PREFIX} or larger "
+            "proxy-only subnet (a /23 is recommended)"
+        )
+    problems += _overlaps(ranges)
     for member in spec.invokers:
-        if member in PUBLIC:
+        if member.lower() in {p.lower() for p in PUBLIC}:
             problems.append(f"spec.invokers must not include {member}: a private export must not be public")
         elif not MEMBER.match(member):
-            problems.append(f"spec.invokers: {member} is not a valid IAM member (e.g. serviceAccount:NAME@PROJECT...)")
+            problems.append(
+                f"each entry of spec.invokers must be an IAM member such as serviceAccount:NAME@PROJECT"
+                f".iam.gserviceaccount.com (ASCII letters only): {member} is not one"
+            )
     return problems + _consumer_problems(spec)
 
 
@@ -136,6 +143,12 @@ def _consumer_problems(spec: PSCExportSpec) -> list[str]:
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
         problems.append(f"spec.attachment.consumers lists {repeated[0]} more than once: merge the entries")
+    both = sorted(set(values) & {tail(r) for r in att.rejected})
+    if both:
+        problems.append(
+            f"spec.attachment.rejected names {both[0]}, which spec.attachment.consumers accepts: remove it from one "
+            "of the two lists"
+        )
     return problems
 
 
@@ -193,7 +206,8 @@ def _subnet_nodes(spec: PSCExportSpec, ctx: Context) -> list[Node]:
         purpose="PRIVATE_SERVICE_CONNECT",
     )
     return [
-        Node("network", NetworkAdapter(ctx, net)),
+        Node("region", RegionAdapter(ctx), policy=Policy.OBSERVE),
+        Node("network", NetworkAdapter(ctx, net), depends_on=["region"]),
         Node("subnet/loadBalancer", lb_subnet, depends_on=["network"]),
         Node("subnet/proxyOnly", proxy_subnet, depends_on=["network"]),
         Node("subnet/pscNat", nat_subnet, depends_on=["network"]),
@@ -266,7 +280,10 @@ def endpoint_problems(spec: PSCEndpointSpec) -> list[str]:
                 "must be in its service attachment's region"
             )
     ip, cidr = spec.address.ip, spec.subnet.ip_cidr_range
-    if ip and cidr:
+    problem = range_problem("spec.subnet", cidr)
+    if problem:
+        problems.append(problem)
+    elif ip and cidr:
         net = ipaddress.ip_network(cidr, strict=False)
         host = ipaddress.ip_address(ip)
         # GCP reserves the network, gateway, second-to-last and broadcast addresses of a subnet.
@@ -278,11 +295,15 @@ def endpoint_problems(spec: PSCEndpointSpec) -> list[str]:
     return problems
 
 
-def build_endpoint(spec: PSCEndpointSpec, ctx: Context, *, attachment: str | None) -> list[Node]:
-    """The consumer's nodes; the forwarding rule only once the attachment is known (relative path)."""
+def build_endpoint(
+    spec: PSCEndpointSpec, ctx: Context, *, attachment: str | None, teardown: bool = False
+) -> list[Node]:
+    """The consumer's nodes. While the attachment is not known (None) the forwarding rule is only read:
+    whatever it targets is reported, nothing is written to it."""
     rule_path = ctx.regional_path("forwardingRules", spec.forwarding_rule.name)
     nodes = [
-        Node("network", NetworkAdapter(ctx, spec.network.name)),
+        Node("region", RegionAdapter(ctx), policy=Policy.OBSERVE),
+        Node("network", NetworkAdapter(ctx, spec.network.name), depends_on=["region"]),
         Node(
             "subnet",
             SubnetAdapter(
@@ -301,9 +322,9 @@ def build_endpoint(spec: PSCEndpointSpec, ctx: Context, *, attachment: str | Non
             depends_on=["subnet"],
         ),
     ]
-    if attachment is not None:
-        rule = PscEndpointAdapter(
-            ctx, spec.forwarding_rule.name, network=spec.network.name, address=spec.address.name, attachment=attachment
-        )
-        nodes.append(Node("forwardingRule", rule, depends_on=["address"]))
+    rule = PscEndpointAdapter(
+        ctx, spec.forwarding_rule.name, network=spec.network.name, address=spec.address.name, attachment=attachment
+    )
+    policy = Policy.OBSERVE if attachment is None and not teardown else Policy.MANAGE
+    nodes.append(Node("forwardingRule", rule, policy=policy, depends_on=["address"]))
     return nodes
