@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from pathlib import Path
 
 import click
@@ -123,6 +124,10 @@ def crds(directory: Path, check: bool) -> None:
     from runnet.api import crds as generator
 
     if check:
+        if not directory.is_dir():
+            raise click.ClickException(
+                f"{directory}/ not found: run `runnet crds --check` in a runnet checkout, or pass --dir"
+            )
         drift = generator.stale(directory)
         if drift:
             raise click.ClickException(f"{', '.join(drift)} out of date with the models: run `runnet crds`")
@@ -162,10 +167,13 @@ def run(
     """Run the operator."""
     import logging
 
-    from runnet.runtime import OperatorSettings, run_operator
+    from runnet.runtime import OperatorSettings, kube_credentials_problem, run_operator
 
     if namespaces and all_namespaces:
         raise click.UsageError("--namespace and --all-namespaces exclude each other")
+    problem = kube_credentials_problem(kubeconfig)
+    if problem:
+        raise click.ClickException(problem)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = OperatorSettings(
         kubeconfig=kubeconfig,
@@ -194,3 +202,6 @@ def demo(serve: bool, latency: float) -> None:
     logging.getLogger("kopf").setLevel(logging.ERROR)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_demo(click.echo, serve=serve, latency=latency))
+    # Everything is stopped and cleaned up: a late second Ctrl-C or SIGTERM must not turn the exit into a kill.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -65,11 +66,21 @@ async def run_demo(say: Say = print, *, serve: bool = False, latency: float = 0.
             await _psc(stack, say)
         if serve:
             _explain(stack, say)
-            await asyncio.Event().wait()
+            # The operator stops on SIGINT/SIGTERM; then everything else stops with it.
+            await asyncio.wait([operator])
+            _ignore_signals()
+            say("stopping: operator, Kubernetes stand-in, GCP emulator")
     finally:
         stop.set()
         await asyncio.wait_for(operator, 30)
         await asyncio.to_thread(stack.stop)
+
+
+def _ignore_signals() -> None:
+    """While the stand-ins stop and the temporary directory goes, a second Ctrl-C (or SIGTERM) must not cut it short."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: None)
 
 
 async def _apply_and_wait(stack: Stack, example: str, say: Say) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -81,6 +83,30 @@ class Runtime:
         self._due[(plural, key)] = 0.0
 
 
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+def kube_credentials_problem(kubeconfig: str | None) -> str:
+    """Why the operator could not log in to Kubernetes ('' when it can try): checked before kopf starts, so that a
+    missing kubeconfig is one sentence instead of kopf retrying forever."""
+    from kubernetes.config import ConfigException, load_kube_config
+
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and os.path.exists(SERVICE_ACCOUNT_TOKEN):
+        return ""  # in a cluster: its ServiceAccount
+    if kubeconfig is not None and not os.path.isfile(kubeconfig):
+        return f"--kubeconfig {kubeconfig}: no such file"
+    try:
+        load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    except (ConfigException, OSError, ValueError) as exc:
+        where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return (
+            f"no usable Kubernetes credentials in {where} ({detail}): pass --kubeconfig PATH, set KUBECONFIG, or run "
+            "runnet in a cluster with its ServiceAccount"
+        )
+    return ""
+
+
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     from runnet.handlers import egress, psc
 
@@ -96,6 +122,7 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
             prefix="runnet.dev", key="last-handled-configuration"
         )
         settings.posting.level = logging.INFO
+        settings.posting.reporting_component = "runnet"
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 60
         settings.batching.error_delays = [1, 2, 5, 10, 30]
@@ -114,14 +141,39 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 
 
 async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
-    """Run until ``stop_flag`` is set (or forever)."""
+    """Run until ``stop_flag`` is set, or SIGINT/SIGTERM arrives (or forever)."""
     runtime = Runtime(settings)
     registry = build_registry(runtime)
-    await kopf.operator(
-        registry=registry,
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        stop_flag=stop_flag,
-        liveness_endpoint=settings.liveness,
+    stop = stop_flag or asyncio.Event()
+    ready = asyncio.Event()
+    operator = asyncio.create_task(
+        kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            stop_flag=stop,
+            ready_flag=ready,
+            liveness_endpoint=settings.liveness,
+        )
     )
+    await asyncio.wait([operator, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED)
+    signals = _stop_on_signals(stop)
+    try:
+        await operator
+    finally:
+        loop = asyncio.get_running_loop()
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> list[signal.Signals]:
+    """Replace kopf's signal handlers (which fail on a second signal) with setting the stop flag, which may be set
+    any number of times: a second Ctrl-C or a second SIGTERM during shutdown is harmless."""
+    if threading.current_thread() is not threading.main_thread():
+        return []
+    loop = asyncio.get_running_loop()
+    sigs = [signal.SIGINT, signal.SIGTERM]
+    for sig in sigs:
+        loop.add_signal_handler(sig, stop.set)
+    return sigs

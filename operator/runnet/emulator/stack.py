@@ -33,6 +33,7 @@ TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 
 class Stack:
     def __init__(self, gcp_config: EmulatorConfig | None = None, workdir: Path | None = None) -> None:
+        self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="runnet-"))
         self._gcp_thread = EmulatorThread(gcp_config or EmulatorConfig())
         self._kube_thread = KubeEmulatorThread()
@@ -59,6 +60,8 @@ class Stack:
     def stop(self) -> None:
         self._kube_thread.stop()
         self._gcp_thread.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     @property
     def kube_url(self) -> str:
