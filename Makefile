@@ -34,4 +34,21 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(TOOLS_BIN)
+
+# GitOps health tooling (Go, built only when its sources change):
+# tools/bin/kstatus computes Flux's kstatus of objects.
+GO ?= go
+TOOLS_BIN := tools/bin
+GO_SOURCES = $(filter-out %_test.go,$(wildcard tools/$(1)/*.go)) tools/$(1)/go.mod tools/$(1)/go.sum
+
+.PHONY: kstatus gitops-go-test
+
+kstatus: $(TOOLS_BIN)/kstatus
+
+$(TOOLS_BIN)/kstatus: $(call GO_SOURCES,kstatus)
+	cd tools/kstatus && $(GO) build -o ../bin/kstatus .
+
+# The tools' own Go tests.
+gitops-go-test:
+	cd tools/kstatus && $(GO) vet ./... && $(GO) test ./...
