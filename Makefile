@@ -42,7 +42,7 @@ GO ?= go
 TOOLS_BIN := tools/bin
 GO_SOURCES = $(filter-out %_test.go,$(wildcard tools/$(1)/*.go)) tools/$(1)/go.mod tools/$(1)/go.sum
 
-.PHONY: kstatus gitops-go-test
+.PHONY: kstatus gitops-go-test argocd-health
 
 kstatus: $(TOOLS_BIN)/kstatus
 
@@ -52,3 +52,8 @@ $(TOOLS_BIN)/kstatus: $(call GO_SOURCES,kstatus)
 # The tools' own Go tests.
 gitops-go-test:
 	cd tools/kstatus && $(GO) vet ./... && $(GO) test ./...
+
+
+# Rewrites deploy/argocd/runnet.dev/*/health.lua and argocd-cm-patch.yaml from runnet-health.lua.
+argocd-health: $(STAMP)
+	$(BIN)/python -m tests.support.argocd
