@@ -36,7 +36,7 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(TOOLS_BIN)
 
-# GitOps health tooling (Go, built only when its sources change):
+# GitOps health tooling (Go, built only when its sources change; see README "GitOps"):
 # tools/bin/kstatus computes Flux's kstatus of objects, tools/bin/argo-health runs Argo CD health
 # scripts in Argo CD's sandbox. tests/gitops builds them through tests/support/gotools.py.
 GO ?= go
