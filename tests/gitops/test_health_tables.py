@@ -19,6 +19,10 @@ import yaml
 from runnet.emulator.kube import cel, schema
 from tests.support import argocd, gotools
 
+# The first test to need a tool builds it: from an empty Go build cache, kstatus (which compiles
+# k8s.io/api) took about 4 minutes on 2 cores, longer than the suite's 120 s default.
+pytestmark = pytest.mark.timeout(600)
+
 # What kstatus (Flux) makes of each test case, by file name. Every test object must be listed.
 KSTATUS = {
     "healthy": "Current",
