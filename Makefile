@@ -34,4 +34,32 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(TOOLS_BIN)
+
+# GitOps health tooling (Go, built only when its sources change; see README "GitOps"):
+# tools/bin/kstatus computes Flux's kstatus of objects, tools/bin/argo-health runs Argo CD health
+# scripts in Argo CD's sandbox. tests/gitops builds them through tests/support/gotools.py.
+GO ?= go
+TOOLS_BIN := tools/bin
+GO_SOURCES = $(filter-out %_test.go,$(wildcard tools/$(1)/*.go)) tools/$(1)/go.mod tools/$(1)/go.sum
+
+.PHONY: kstatus argo-health gitops-tools gitops-go-test argocd-health
+
+kstatus: $(TOOLS_BIN)/kstatus
+argo-health: $(TOOLS_BIN)/argo-health
+gitops-tools: kstatus argo-health
+
+$(TOOLS_BIN)/kstatus: $(call GO_SOURCES,kstatus)
+	cd tools/kstatus && $(GO) build -o ../bin/kstatus .
+
+$(TOOLS_BIN)/argo-health: $(call GO_SOURCES,argo-health)
+	cd tools/argo-health && $(GO) build -o ../bin/argo-health .
+
+# The tools' own Go tests (the sandbox has no string/math library, a timeout, List decoding...).
+gitops-go-test:
+	cd tools/kstatus && $(GO) vet ./... && $(GO) test ./...
+	cd tools/argo-health && $(GO) vet ./... && $(GO) test ./...
+
+# Rewrites deploy/argocd/runnet.dev/*/health.lua and argocd-cm-patch.yaml from runnet-health.lua.
+argocd-health: $(STAMP)
+	$(BIN)/python -m tests.support.argocd
