@@ -110,7 +110,12 @@ def _cel_string(text: str) -> str:
 def _worded(node: dict[str, Any], path: str) -> None:
     """A ``pattern`` becomes a CEL rule whose message names the field and says in words what fits."""
     pattern = node.pop("pattern")
-    where = f"each entry of {path.removesuffix('[*]')}" if path.endswith("[*]") else path
+    where = path
+    if path.endswith("[*]"):
+        where = f"each entry of {path.removesuffix('[*]')}"
+    elif "[*]" in path:
+        parent, _, leaf = path.rpartition("[*].")
+        where = f"the {leaf} of each {parent} entry"
     rule = {"rule": f"self.matches({_cel_string(pattern)})", "message": f"{where} must be {expectation(pattern)}"}
     node["x-kubernetes-validations"] = [rule, *node.get("x-kubernetes-validations", [])]
     if "maxLength" not in node:

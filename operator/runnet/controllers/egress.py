@@ -23,12 +23,13 @@ from runnet.status import GCP_ERROR, PERMISSION_DENIED, Outcome_, invalid, teard
 RETRY = 10.0
 
 
-def parse(obj: Object) -> EgressGatewaySpec | str:
+def checked(obj: Object) -> tuple[EgressGatewaySpec | None, str]:
+    """The spec as a model when it has one (even with a problem), and its first problem ('' when none)."""
     spec = parse_spec(EgressGatewaySpec, obj)
     if isinstance(spec, str):
-        return spec
+        return None, spec
     problems = plan.spec_problems(spec)
-    return problems[0] if problems else spec
+    return spec, problems[0] if problems else ""
 
 
 def context(obj: Object, spec: EgressGatewaySpec, clients: Clients) -> Context:
@@ -52,25 +53,28 @@ def unknown(obj: Object, exc: GCPCallError) -> Outcome_:
 
 
 async def reconcile(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
-    spec = parse(obj)
-    if isinstance(spec, str):
-        return invalid(obj.status, obj.generation, spec)
+    """One pass. A spec with a problem the schema cannot see is still observed (nothing is written), so that
+    its status keeps saying what GCP has: the NAT's IPs, the retained addresses, the services."""
+    spec, problem = checked(obj)
+    if spec is None:
+        return invalid(obj.status, obj.generation, problem)
     ctx = context(obj, spec, clients)
     try:
         owned = await discover(engine, ctx, obj.key)
     except GCPCallError as exc:
-        return unknown(obj, exc)
-    run = await engine.reconcile(plan.build(spec, ctx, gateway=obj.key, owned=owned))
-    return report(obj, spec, owned, run)
+        return invalid(obj.status, obj.generation, problem) if problem else unknown(obj, exc)
+    run = await engine.reconcile(plan.build(spec, ctx, gateway=obj.key, owned=owned), dry_run=bool(problem))
+    return report(obj, spec, owned, run, problem=problem)
 
 
 async def finalize(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
     """Delete what the gateway owns, in reverse order; ``retry_after`` is None once done."""
-    spec = parse(obj)
-    skipped = teardown_skipped(spec)
+    # A spec with a problem still names what to delete: only an unreadable one stops the teardown.
+    spec, problem = checked(obj)
+    skipped = teardown_skipped(spec or problem)
     if skipped is not None:
         return skipped
-    assert not isinstance(spec, str)
+    assert spec is not None
     ctx = context(obj, spec, clients)
     try:
         owned = await discover(engine, ctx, obj.key)

@@ -17,6 +17,7 @@ from runnet.gcp.network import SubnetAdapter
 from runnet.gcp.router import extra_ips_needed, instances_supported
 from runnet.plan import egress as plan
 from runnet.status import (
+    INVALID_SPEC,
     Event,
     Outcome_,
     action_events,
@@ -44,10 +45,29 @@ def _obs(run: RunResult, key: str) -> Observation | None:
     return result.observation if result else None
 
 
-def nat_ips(run: RunResult) -> list[str]:
-    """What GCP reports the NAT translating to ([] when there is no NAT or it could not be read)."""
+def nat_ips(run: RunResult) -> list[str] | None:
+    """What GCP reports the NAT translating to ([] when there is no NAT; None when it could not be read).
+
+    From the router's status; when that read failed, from the router itself (the NAT's addresses and
+    the IPs those addresses hold, both read this pass).
+    """
     seen = _obs(run, "natStatus")
-    return list(seen.outputs.get("ips", [])) if seen and seen.exists else []
+    if seen is not None:
+        return list(seen.outputs.get("ips", [])) if seen.exists else []
+    nat = _obs(run, "nat")
+    if nat is None:
+        return None
+    if not nat.exists:
+        return []
+    held = {}
+    for result in run.results.values():
+        obs = result.observation
+        if result.node.adapter.kind == "Address" and obs is not None and obs.exists:
+            held[result.node.adapter.name] = str(obs.outputs.get("ip", ""))
+    names = [str(path).rsplit("/", 1)[-1] for path in nat.outputs.get("natIps", [])]
+    if any(name not in held for name in names):
+        return None
+    return [held[name] for name in names]
 
 
 def listed_ips(run: RunResult, spec: EgressGatewaySpec) -> dict[str, str]:
@@ -91,12 +111,15 @@ def _service_entry(result: NodeResult, egress: str) -> dict[str, Any]:
     return entry
 
 
-def report(obj: Object, spec: EgressGatewaySpec, owned: plan.Owned, run: RunResult) -> Outcome_:
-    ips = nat_ips(run)
+def report(obj: Object, spec: EgressGatewaySpec, owned: plan.Owned, run: RunResult, *, problem: str = "") -> Outcome_:
+    """The status from one pass; ``problem`` is the spec's (the pass then only observed)."""
+    seen_ips = nat_ips(run)
+    # Not read this pass (a failed call): the last reported IPs stand rather than a guess.
+    ips = seen_ips if seen_ips is not None else list(obj.status.get("natIPs", []))
     wanted = listed_ips(run, spec)
     services = [_service_entry(run.results[f"service/{s.name}"], s.egress.value) for s in spec.services]
     attached = sum(1 for s in services if s["ready"])
-    ready, reason, message = run_health(run)
+    ready, reason, message = (False, INVALID_SPEC, problem) if problem else run_health(run)
     differs = sorted(ips) != sorted(ip for ip in wanted.values() if ip)
     if ready and differs:
         ready, reason, message = False, "Waiting", "GCP does not report the NAT's new IPs yet"
@@ -122,7 +145,7 @@ def report(obj: Object, spec: EgressGatewaySpec, owned: plan.Owned, run: RunResu
     events = action_events(run, drift=converged_before(obj.status, obj.generation))
     events += condition_events(conds, new_conds) + _notes(obj, spec, run, status)
     retry = None
-    if not ready:
+    if not ready and not problem:
         retry = SETTLING if differs and run.ready else (RETRY if _retryable(run) else None)
     return Outcome_(status=status, events=events, retry_after=retry)
 

@@ -21,6 +21,7 @@ from runnet.gcp.ownership import Owner
 from runnet.gcp.run_access import RunIngressAdapter
 from runnet.plan import psc as plan
 from runnet.status import (
+    INVALID_SPEC,
     Event,
     Outcome_,
     action_events,
@@ -40,20 +41,21 @@ RETRY = 10.0
 WAITING_FOR_EXPORT = "WaitingForExport"
 
 
-def parse_export(obj: Object) -> PSCExportSpec | str:
+def checked_export(obj: Object) -> tuple[PSCExportSpec | None, str]:
+    """The spec as a model when it has one (even with a problem), and its first problem ('' when none)."""
     spec = parse_spec(PSCExportSpec, obj)
     if isinstance(spec, str):
-        return spec
+        return None, spec
     problems = plan.export_problems(spec, obj.name)
-    return problems[0] if problems else spec
+    return spec, problems[0] if problems else ""
 
 
-def parse_endpoint(obj: Object) -> PSCEndpointSpec | str:
+def checked_endpoint(obj: Object) -> tuple[PSCEndpointSpec | None, str]:
     spec = parse_spec(PSCEndpointSpec, obj)
     if isinstance(spec, str):
-        return spec
+        return None, spec
     problems = plan.endpoint_problems(spec)
-    return problems[0] if problems else spec
+    return spec, problems[0] if problems else ""
 
 
 def short(link: str) -> str:
@@ -74,15 +76,16 @@ def export_context(obj: Object, spec: PSCExportSpec, clients: Clients) -> Contex
 
 
 async def reconcile_export(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
-    spec = parse_export(obj)
-    if isinstance(spec, str):
-        return invalid(obj.status, obj.generation, spec)
+    """One pass; a spec with a problem is still observed (nothing written) so the connections stay true."""
+    spec, problem = checked_export(obj)
+    if spec is None:
+        return invalid(obj.status, obj.generation, problem)
     ctx = export_context(obj, spec, clients)
-    run = await engine.reconcile(plan.build_export(spec, ctx, export=obj.key, name=obj.name))
-    return _export_status(obj, spec, run)
+    run = await engine.reconcile(plan.build_export(spec, ctx, export=obj.key, name=obj.name), dry_run=bool(problem))
+    return _export_status(obj, spec, run, problem)
 
 
-def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult) -> Outcome_:
+def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult, problem: str = "") -> Outcome_:
     attachment = run.results["attachment"].observation
     link = attachment.self_link if attachment and attachment.exists else ""
     conns = list(attachment.outputs.get("connections", [])) if attachment else []
@@ -102,7 +105,7 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult) -> Outcome_
         "resources": resources(run),
         "summary": {"attachment": short(link)},
     }
-    ready, reason, message = run_health(run)
+    ready, reason, message = (False, INVALID_SPEC, problem) if problem else run_health(run)
     if ready:
         message = f"service attachment {short(link)} publishes Cloud Run service {spec.service}"
     conds = obj.status.get("conditions", [])
@@ -113,7 +116,7 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult) -> Outcome_
     events = action_events(run, drift=converged_before(obj.status, obj.generation))
     events += condition_events(conds, status["conditions"])
     events += connection_events(obj.status, conns) + _export_notes(obj, spec, run)
-    return Outcome_(status=status, events=events, retry_after=_retry(run))
+    return Outcome_(status=status, events=events, retry_after=None if problem else _retry(run))
 
 
 def _service_condition(obj: Object, spec: PSCExportSpec, run: RunResult) -> list[dict[str, Any]]:
@@ -172,11 +175,12 @@ def connection_events(previous: Mapping[str, Any], conns: list[dict[str, str]]) 
 
 async def finalize_export(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
     """Delete what the export owns, in reverse order; runnet's invoker bindings go, the ingress stays."""
-    spec = parse_export(obj)
-    skipped = teardown_skipped(spec)
+    # A spec with a problem still names what to delete: only an unreadable one stops the teardown.
+    spec, problem = checked_export(obj)
+    skipped = teardown_skipped(spec or problem)
     if skipped is not None:
         return skipped
-    assert not isinstance(spec, str)
+    assert spec is not None
     ctx = export_context(obj, spec, clients)
     run = await engine.teardown(plan.teardown_export(spec, ctx, export=obj.key, name=obj.name))
     events = teardown_events(run)
@@ -308,28 +312,29 @@ class EndpointController:
         return Target(tail(str(export["status"]["serviceAttachment"])), export=key, spec=export)
 
     async def reconcile(self, obj: Object, engine: Engine, clients: Clients) -> Outcome_:
-        spec = parse_endpoint(obj)
-        if isinstance(spec, str):
-            return invalid(obj.status, obj.generation, spec)
+        """One pass; with a problem in the spec (or its target) it only observes, so the status stays true."""
+        spec, problem = checked_endpoint(obj)
+        if spec is None:
+            return invalid(obj.status, obj.generation, problem)
         target = self.target(obj, spec)
         if isinstance(target, str):
-            return invalid(obj.status, obj.generation, target)
+            problem, target = problem or target, Target(None)
         nodes = plan.build_endpoint(spec, self.context(obj, spec, clients), attachment=target.attachment)
-        run = await engine.reconcile(nodes, dry_run=target.missing)
-        return _endpoint_status(obj, spec, target, run)
+        run = await engine.reconcile(nodes, dry_run=target.missing or bool(problem))
+        return _endpoint_status(obj, spec, target, run, problem)
 
     async def finalize(self, obj: Object, engine: Engine, clients: Clients) -> Outcome_:
-        spec = parse_endpoint(obj)
-        skipped = teardown_skipped(spec)
+        spec, problem = checked_endpoint(obj)
+        skipped = teardown_skipped(spec or problem)
         if skipped is not None:
             return skipped
-        assert not isinstance(spec, str)
+        assert spec is not None
         nodes = plan.build_endpoint(spec, self.context(obj, spec, clients), attachment=None, teardown=True)
         run = await engine.teardown(nodes)
         return _finalized(obj, run, teardown_events(run))
 
 
-def _endpoint_status(obj: Object, spec: PSCEndpointSpec, target: Target, run: RunResult) -> Outcome_:
+def _endpoint_status(obj: Object, spec: PSCEndpointSpec, target: Target, run: RunResult, problem: str) -> Outcome_:
     address = run.results["address"].observation
     rule_result = run.results.get("forwardingRule")
     rule = rule_result.observation if rule_result else None
@@ -348,6 +353,8 @@ def _endpoint_status(obj: Object, spec: PSCEndpointSpec, target: Target, run: Ru
     }
     conds = obj.status.get("conditions", [])
     ready, reason, message = _endpoint_ready(spec, target, run, state, ip, attachment)
+    if problem:
+        ready, reason, message = False, INVALID_SPEC, problem
     status["conditions"] = health(conds, obj.generation, ready=ready, reason=reason, message=message)
     events = action_events(run, drift=converged_before(obj.status, obj.generation))
     events += condition_events(conds, status["conditions"])
@@ -355,7 +362,7 @@ def _endpoint_status(obj: Object, spec: PSCEndpointSpec, target: Target, run: Ru
         # The other states are warnings: the Ready condition's own Event tells them.
         events.append(Event("Normal", "Connection" + state.title(), f"the connection to {attachment} is {state}"))
     retry = RETRY if target.waiting or (state and state != "ACCEPTED") else _retry(run)
-    return Outcome_(status=status, events=events, retry_after=retry)
+    return Outcome_(status=status, events=events, retry_after=None if problem else retry)
 
 
 def _endpoint_ready(
