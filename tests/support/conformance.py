@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from runnet.emulator.gcp.server import LogEntry
+from runnet.emulator.gcp.request_log import LogEntry
 from tests.support import discovery
 
 COMPUTE_RESOURCES = frozenset(
@@ -153,13 +153,13 @@ def entry_problems(entry: LogEntry) -> list[str]:
     body = json.loads(json.dumps(entry.response_body))  # exactly what went over the wire
     if entry.status >= 400:
         return error_problems(entry.api, entry.status, body)
-    meth = discovery.method(entry.method_id)
+    meth = discovery.method(entry.method_id, entry.api)
     if meth is None:
-        return [f"method id {entry.method_id!r} is not in the discovery document"]
+        return [f"method id {entry.method_id!r} is not in the {entry.api} discovery document"]
     if meth.response is None:
         return [] if body in ({}, None) else [f"$: {entry.method_id} returns an empty body, got {body!r:.80}"]
     int_enums = "enum-encoding=int" in entry.query.get("$alt", "")
-    doc = discovery.doc_for(entry.method_id)
+    doc = discovery.doc_for(entry.method_id, entry.api)
     problems = discovery.validate(doc, meth.response, body, int_enums=int_enums, must_have=must_have)
     if meth.response == "Operation" and isinstance(body, dict):
         problems += _operation_scope(meth, body)

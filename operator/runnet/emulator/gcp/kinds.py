@@ -12,6 +12,7 @@ from runnet.emulator.gcp import (
     compute_psc,
     compute_router,
     compute_subnet_expand,
+    operation_routes,
     run,
 )
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from runnet.emulator.gcp.server import GCPEmulator
 
 REGISTRARS: list[Callable[[GCPEmulator], None]] = [
+    operation_routes.register,
     compute_network.register,
     compute_subnet_expand.register,
     compute_address.register,
