@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from runnet.emulator.gcp import (
     compute_address,
+    compute_firewall,
     compute_lb,
     compute_network,
     compute_psc,
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 REGISTRARS: list[Callable[[GCPEmulator], None]] = [
     operation_routes.register,
     compute_network.register,
+    compute_firewall.register,
     compute_subnet_expand.register,
     compute_address.register,
     compute_router.register,
