@@ -14,7 +14,9 @@ from runnet.emulator.gcp import (
     compute_router,
     compute_subnet_expand,
     operation_routes,
+    projects,
     run,
+    service_usage,
 )
 
 if TYPE_CHECKING:
@@ -30,4 +32,6 @@ REGISTRARS: list[Callable[[GCPEmulator], None]] = [
     compute_lb.register,
     compute_psc.register,
     run.register,
+    projects.register,
+    service_usage.register,
 ]
