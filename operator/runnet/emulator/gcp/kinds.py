@@ -16,6 +16,7 @@ from runnet.emulator.gcp import (
     operation_routes,
     projects,
     run,
+    run_v1,
     service_usage,
 )
 
@@ -32,6 +33,7 @@ REGISTRARS: list[Callable[[GCPEmulator], None]] = [
     compute_lb.register,
     compute_psc.register,
     run.register,
+    run_v1.register,
     projects.register,
     service_usage.register,
 ]
