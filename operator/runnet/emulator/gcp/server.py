@@ -184,7 +184,7 @@ class GCPEmulator:
     # -- dispatch -----------------------------------------------------------------------------
 
     async def _entry(self, request: web.Request) -> web.StreamResponse:
-        """Every HTTP request: a proxied HTTPS tunnel is refused, a batch is split, the rest served."""
+        """Every HTTP request but tunnels (``_tunnels``): a batch is split into its parts, the rest served."""
         incoming = Incoming(
             method=request.method,
             path=request.rel_url.path,
