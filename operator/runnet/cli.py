@@ -56,7 +56,7 @@ def emulator_gcp(
     allow_permissions: Path | None,
     seed: int | None,
 ) -> None:
-    """Serve Compute Engine v1 and Cloud Run Admin v2 from memory until interrupted."""
+    """Serve Compute Engine v1, Cloud Run Admin v1 and v2, projects and services from memory until interrupted."""
     from runnet.emulator.gcp import EmulatorConfig, Fault, GCPEmulator
 
     try:

@@ -17,14 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from google.cloud import run_v2
 
-from runnet.emulator.gcp import EmulatorConfig
+from runnet.emulator.gcp import EmulatorConfig, gcloud_config, gcloud_run
 from runnet.emulator.stack import Stack
 from runnet.runtime import OperatorSettings, run_operator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 EGRESS_PROJECT, PRODUCER, REGION = "my-project", "producer-project", "asia-northeast1"
+IMAGE = "us-docker.pkg.dev/cloudrun/container/hello"
+RUN_ANNOTATIONS = {
+    "spec.template.metadata": "run.googleapis.com/network-interfaces",
+    "metadata": "run.googleapis.com/ingress",
+}
+"""What runnet changes on a service (through v2), as v1 annotations: Direct VPC egress, ingress."""
 
 Say = Callable[[str], None]
 
@@ -36,16 +41,26 @@ def documents(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 
 
-def deploy(stack: Stack, project: str, name: str) -> None:
-    """A Cloud Run service as a user would have deployed it before using runnet."""
-    service = run_v2.Service(
-        template=run_v2.RevisionTemplate(
-            containers=[run_v2.Container(image="us-docker.pkg.dev/cloudrun/container/hello")]
-        )
-    )
-    parent = f"projects/{project}/locations/{REGION}"
-    operation = stack.clients.run_services.create_service(parent=parent, service=service, service_id=name)
-    operation.result(timeout=60)  # type: ignore[no-untyped-call]
+def deploy(stack: Stack, project: str, name: str, say: Say) -> None:
+    """A Cloud Run service as a user deploys it before using runnet: ``gcloud run deploy --image``.
+
+    The calls are gcloud's own (Cloud Run Admin v1 on the regional endpoint), made from Python so
+    that the demo needs no gcloud; runnet then reads and changes the service through v2.
+    """
+    say(f"$ {gcloud_run.command(name, IMAGE, project=project, region=REGION)}")
+    service = gcloud_run.deploy(stack.gcp.base_url, name, IMAGE, project=project, region=REGION)
+    revision = service["status"]["latestReadyRevisionName"]
+    say(f"Service [{name}] revision [{revision}] has been deployed and is serving 100 percent of traffic.")
+    say(f"Service URL: {gcloud_run.url(service)}")
+
+
+def describe(stack: Stack, project: str, name: str, where: str, say: Say) -> None:
+    """One annotation of the service as ``gcloud run services describe`` shows it (runnet changed it)."""
+    shown = f"--format=\"value({where}.annotations['{RUN_ANNOTATIONS[where]}'])\""
+    say(f"$ gcloud run services describe {name} --region={REGION} --project={project} {shown}")
+    service = gcloud_run.describe(stack.gcp.base_url, name, project=project, region=REGION)
+    metadata = service["spec"]["template"]["metadata"] if where.startswith("spec.") else service["metadata"]
+    say(metadata.get("annotations", {}).get(RUN_ANNOTATIONS[where], ""))
 
 
 async def run_demo(say: Say = print, *, serve: bool = False, latency: float = 0.2) -> None:
@@ -53,10 +68,11 @@ async def run_demo(say: Say = print, *, serve: bool = False, latency: float = 0.
     await asyncio.to_thread(stack.start)
     say(f"GCP emulator:        {stack.gcp.base_url}  (operations take {latency:.1f} s)")
     say(f"Kubernetes stand-in: {stack.kube_url}  (KUBECONFIG={stack.kubeconfig})")
-    await asyncio.to_thread(deploy, stack, EGRESS_PROJECT, "direct-vpc-egress")
+    say("\n== The Cloud Run services the examples use ==")
+    await asyncio.to_thread(deploy, stack, EGRESS_PROJECT, "direct-vpc-egress", say)
     with_psc = (EXAMPLES / "psc-export.yaml").exists()
     if with_psc:
-        await asyncio.to_thread(deploy, stack, PRODUCER, "hello-service")
+        await asyncio.to_thread(deploy, stack, PRODUCER, "hello-service", say)
     stop = asyncio.Event()
     settings = OperatorSettings(kubeconfig=str(stack.kubeconfig), gcp_endpoint=stack.gcp.base_url, resync_interval=30)
     operator = asyncio.create_task(run_operator(settings, stop_flag=stop))
@@ -100,6 +116,7 @@ async def _egress(stack: Stack, say: Say) -> None:
     say(_gcloud(stack, ["compute", "addresses", "describe", "static-ip", f"--region={REGION}",
                         f"--project={EGRESS_PROJECT}", "--format=get(address)"])
         or stack.clients.addresses.get(project=EGRESS_PROJECT, region=REGION, address="static-ip").address)  # fmt: skip
+    describe(stack, EGRESS_PROJECT, "direct-vpc-egress", "spec.template.metadata", say)
 
 
 async def _psc(stack: Stack, say: Say) -> None:
@@ -113,6 +130,7 @@ async def _psc(stack: Stack, say: Say) -> None:
     say(stack.table("PSCEndpoint"))
     export = stack.get("PSCExport", "hello") or {}
     say(f"attachment URI: {export.get('status', {}).get('serviceAttachment', '')}")
+    describe(stack, PRODUCER, "hello-service", "metadata", say)
 
 
 def _wait_accepted(stack: Stack, timeout: float = 15) -> None:
@@ -138,6 +156,7 @@ def _explain(stack: Stack, say: Say) -> None:
     say(f"  export KUBECONFIG={stack.kubeconfig}")
     say("  kubectl get egressgateways,pscexports,pscendpoints")
     say(f"  export CLOUDSDK_CONFIG={stack.workdir / 'gcloud'}")
-    say("  gcloud config set auth/disable_credentials true")
-    say(f"  gcloud config set api_endpoint_overrides/compute {stack.gcp.base_url}/compute/v1/")
+    for line in gcloud_config.commands(stack.gcp.base_url):
+        say(f"  {line}")
     say(f"  gcloud compute routers get-status router-cloud-run --region={REGION} --project={EGRESS_PROJECT}")
+    say(f"  gcloud run services describe hello-service --region={REGION} --project={PRODUCER}")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import requests
 
-from runnet.emulator.gcp import EmulatorThread, GCPEmulator
-from runnet.emulator.gcp.server import LogEntry
+from runnet.emulator.gcp import EmulatorThread, GCPEmulator, batch
+from runnet.emulator.gcp.request_log import LogEntry
 from tests.support import conformance, discovery
 
 LINK = "https://www.googleapis.com/compute/v1/projects/p/regions/us-central1"
@@ -217,13 +217,13 @@ def test_every_route_is_a_discovery_method_with_the_same_verb_and_path() -> None
     problems = []
     seen: dict[tuple[str, str], str] = {}
     for route in emu.routes:
-        meth = discovery.method(route.method_id)
+        meth = discovery.method(route.method_id, route.api)
         key = (route.method, discovery.template(route.pattern))
         if key in seen:
             problems.append(f"{route.method_id}: same verb and path as {seen[key]}")
         seen[key] = route.method_id
         if meth is None:
-            problems.append(f"{route.method_id}: no such method in the discovery document")
+            problems.append(f"{route.method_id}: no such method in the {route.api} discovery document")
             continue
         if meth.http_method != route.method:
             problems.append(f"{route.method_id}: served as {route.method}, discovery says {meth.http_method}")
@@ -231,6 +231,11 @@ def test_every_route_is_a_discovery_method_with_the_same_verb_and_path() -> None
             problems.append(f"{route.method_id}: served at {route.pattern}, discovery says {meth.path}")
     assert problems == []
     assert len(emu.routes) >= 12  # the framework's own operations endpoints at least
+    assert {route.api for route in emu.routes} == set(discovery.DOCUMENTS)
+
+
+def test_the_batch_endpoint_is_computes_batch_path() -> None:
+    assert {"/" + discovery.compute().batch_path} == batch.BATCH_PATHS
 
 
 def test_the_fixture_check_sees_what_went_over_the_wire(gcp: GCPEmulator) -> None:

@@ -16,7 +16,10 @@ import yaml
 from runnet.emulator.gcp import GCPEmulator
 from tests.support.gcloud import GCLOUD, Gcloud
 
-pytestmark = pytest.mark.skipif(GCLOUD is None, reason="gcloud is not installed (needs the Cloud SDK)")
+pytestmark = [
+    pytest.mark.skipif(GCLOUD is None, reason="gcloud is not installed (needs the Cloud SDK)"),
+    pytest.mark.timeout(600),  # gcloud takes seconds per command on a busy machine
+]
 
 EGRESS = """
 gcloud compute networks create vpc-cloud-run --subnet-mode=custom

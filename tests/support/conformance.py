@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from runnet.emulator.gcp.server import LogEntry
+from runnet.emulator.gcp.request_log import LogEntry
 from tests.support import discovery
 
 COMPUTE_RESOURCES = frozenset(
@@ -55,6 +55,81 @@ RPC_STATUS: dict[int, frozenset[str]] = {
     504: frozenset({"DEADLINE_EXCEEDED"}),
 }
 COMPUTE_ERROR_ITEM = frozenset({"domain", "reason", "message", "location", "locationType"})
+
+
+KNATIVE_METADATA = ("name", "namespace", "selfLink", "uid", "resourceVersion", "generation", "creationTimestamp")
+OTHER_MUST_HAVE: dict[str, dict[str, tuple[str, ...]]] = {
+    "run.v1": {
+        "Service": ("apiVersion", "kind", "metadata", "spec", "status"),
+        "ListServicesResponse": ("apiVersion", "kind", "metadata"),
+        "Status": ("status",),
+        "Policy": ("etag",),
+    },
+    "cloudresourcemanager": {"Project": ("projectId", "projectNumber", "lifecycleState", "name", "createTime")},
+    "serviceusage": {"GoogleApiServiceusageV1Service": ("name", "parent", "state", "config"), "Operation": ("name",)},
+}
+
+
+def checks(api: str) -> discovery.MustHave:
+    """The must-have check for one API (schema names repeat across documents: Operation, Service)."""
+    if api in ("compute", "run"):
+        return must_have
+    table = OTHER_MUST_HAVE.get(api, {})
+
+    def check(schema: str, obj: dict[str, Any], where: str) -> list[str]:
+        fields = table.get(schema, ())
+        problems = [f"{where}: missing output field {f!r} ({schema})" for f in fields if f not in obj]
+        if api == "run.v1" and schema == "Service":
+            problems += knative_service(obj, where)
+        elif api == "run.v1" and schema == "ListServicesResponse":
+            problems += (
+                [] if obj.get("kind") == "ServiceList" else [f"{where}.kind: {obj.get('kind')!r}, not ServiceList"]
+            )
+        elif api == "serviceusage" and schema == "Operation":
+            problems += _run_operation(obj, where)
+        return problems
+
+    return check
+
+
+def knative_service(service: dict[str, Any], where: str) -> list[str]:
+    """What gcloud relies on in a Run v1 Service: identity, the region label, a Ready condition."""
+    problems = []
+    if (service.get("apiVersion"), service.get("kind")) != ("serving.knative.dev/v1", "Service"):
+        problems.append(f"{where}: apiVersion/kind are {service.get('apiVersion')!r}/{service.get('kind')!r}")
+    metadata = service.get("metadata") or {}
+    problems += [f"{where}.metadata: missing {f!r}" for f in KNATIVE_METADATA if f not in metadata]
+    if not str(metadata.get("namespace", "")).isdigit():
+        problems.append(f"{where}.metadata.namespace: Cloud Run answers with the project number")
+    if "cloud.googleapis.com/location" not in (metadata.get("labels") or {}):
+        problems.append(f"{where}.metadata.labels: no 'cloud.googleapis.com/location'")
+    interfaces = (((service.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations", {})
+    problems += _network_interfaces(interfaces.get("run.googleapis.com/network-interfaces"), where)
+    status = service.get("status") or {}
+    ready = next((c for c in status.get("conditions", []) if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") not in ("True", "False", "Unknown"):
+        problems.append(f"{where}.status.conditions: no Ready condition with status True, False or Unknown")
+    elif ready["status"] == "True":
+        problems += [
+            f"{where}.status: Ready without {f!r}" for f in ("url", "latestReadyRevisionName") if f not in status
+        ]
+        if status.get("observedGeneration") != metadata.get("generation"):
+            problems.append(f"{where}.status.observedGeneration: Ready, yet it differs from metadata.generation")
+    return problems
+
+
+def _network_interfaces(value: Any, where: str) -> list[str]:
+    """The annotation gcloud parses with json.loads and indexes [0]: a list of one-network objects."""
+    if value is None:
+        return []
+    try:
+        interfaces = json.loads(value)
+    except (TypeError, json.JSONDecodeError):
+        return [f"{where}: network-interfaces annotation is not JSON: {value!r}"]
+    keys = {"network", "subnetwork", "tags"}
+    if not isinstance(interfaces, list) or not all(isinstance(i, dict) and set(i) <= keys for i in interfaces):
+        return [f"{where}: network-interfaces annotation is not a list of {sorted(keys)} objects: {value!r}"]
+    return []
 
 
 def must_have(schema: str, obj: dict[str, Any], where: str) -> list[str]:
@@ -153,15 +228,15 @@ def entry_problems(entry: LogEntry) -> list[str]:
     body = json.loads(json.dumps(entry.response_body))  # exactly what went over the wire
     if entry.status >= 400:
         return error_problems(entry.api, entry.status, body)
-    meth = discovery.method(entry.method_id)
+    meth = discovery.method(entry.method_id, entry.api)
     if meth is None:
-        return [f"method id {entry.method_id!r} is not in the discovery document"]
+        return [f"method id {entry.method_id!r} is not in the {entry.api} discovery document"]
     if meth.response is None:
         return [] if body in ({}, None) else [f"$: {entry.method_id} returns an empty body, got {body!r:.80}"]
     int_enums = "enum-encoding=int" in entry.query.get("$alt", "")
-    doc = discovery.doc_for(entry.method_id)
-    problems = discovery.validate(doc, meth.response, body, int_enums=int_enums, must_have=must_have)
-    if meth.response == "Operation" and isinstance(body, dict):
+    doc = discovery.doc_for(entry.method_id, entry.api)
+    problems = discovery.validate(doc, meth.response, body, int_enums=int_enums, must_have=checks(entry.api))
+    if meth.response == "Operation" and entry.api == "compute" and isinstance(body, dict):
         problems += _operation_scope(meth, body)
     if entry.api == "compute":
         problems += local_urls(body, "$")

@@ -1,4 +1,7 @@
-"""Google's discovery documents (Compute v1, Cloud Run v2) and a validator for response bodies.
+"""Google's discovery documents and a validator for response bodies.
+
+One document per API the emulator serves: Compute v1, Cloud Run Admin v2 and v1, Cloud Resource
+Manager v1, Service Usage v1 (the ``api`` of a route or log entry names it).
 
 The documents come from the installed google-api-python-client package, the same schema the
 official clients are generated from. The validator is strict where clients are: unknown fields,
@@ -42,6 +45,9 @@ class Discovery:
     def __init__(self, filename: str) -> None:
         doc = json.loads((DOCS_DIR / filename).read_text())
         self.name: str = doc["name"]
+        self.id: str = doc["id"]
+        """``run:v1``, ``compute:v1``: method ids repeat across versions (both Runs have services.get)."""
+        self.batch_path: str = doc.get("batchPath", "")
         self.schemas: dict[str, Schema] = doc["schemas"]
         self.methods: dict[str, Method] = {}
         self._index("/" + doc["servicePath"], doc["resources"])
@@ -55,22 +61,42 @@ class Discovery:
             self._index(prefix, resource.get("resources", {}))
 
 
+DOCUMENTS = {
+    "compute": "compute.v1.json",
+    "run": "run.v2.json",
+    "run.v1": "run.v1.json",
+    "cloudresourcemanager": "cloudresourcemanager.v1.json",
+    "serviceusage": "serviceusage.v1.json",
+}
+"""The emulator's ``Api`` names and their documents (``run`` is Cloud Run Admin v2)."""
+
+
 @functools.cache
+def document(api: str) -> Discovery:
+    return Discovery(DOCUMENTS[api])
+
+
 def compute() -> Discovery:
-    return Discovery("compute.v1.json")
+    return document("compute")
 
 
-@functools.cache
 def run() -> Discovery:
-    return Discovery("run.v2.json")
+    return document("run")
 
 
-def doc_for(method_id: str) -> Discovery:
-    return run() if method_id.startswith("run.") else compute()
+def run_v1() -> Discovery:
+    return document("run.v1")
 
 
-def method(method_id: str) -> Method | None:
-    return doc_for(method_id).methods.get(method_id)
+def doc_for(method_id: str, api: str | None = None) -> Discovery:
+    """The document of ``api``; without it, guessed from the id (Compute, or Cloud Run v2)."""
+    if api is None:
+        api = "run" if method_id.startswith("run.") else "compute"
+    return document(api)
+
+
+def method(method_id: str, api: str | None = None) -> Method | None:
+    return doc_for(method_id, api).methods.get(method_id)
 
 
 def template(path: str) -> str:

@@ -23,7 +23,7 @@ import requests
 
 from runnet.api import crds
 from runnet.api.common import GROUP, VERSION
-from runnet.emulator.gcp import EmulatorConfig, EmulatorThread, GCPEmulator
+from runnet.emulator.gcp import EmulatorConfig, EmulatorThread, GCPEmulator, gcloud_config
 from runnet.emulator.kube import KubeEmulator, KubeEmulatorThread, write_kubeconfig
 from runnet.gcp.clients import Clients, GCPSettings
 
@@ -135,17 +135,18 @@ class Stack:
         return subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
 
     def gcloud_env(self) -> dict[str, str]:
-        """Environment for a gcloud aimed at the GCP emulator (a throwaway config directory)."""
+        """Environment for a gcloud aimed at the GCP emulator (a throwaway config directory).
+
+        The settings are ``gcloud_config``'s, as ``CLOUDSDK_*`` variables: the same as the
+        ``gcloud config set`` lines the demo prints, without seconds of gcloud per line.
+        """
         config = self.workdir / "gcloud"
-        env = {**os.environ, "CLOUDSDK_CONFIG": str(config), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"}
-        if not config.exists() and shutil.which("gcloud"):
-            for setting, value in (
-                ("auth/disable_credentials", "true"),
-                ("api_endpoint_overrides/compute", f"{self.gcp.base_url}/compute/v1/"),
-                ("api_endpoint_overrides/run", f"{self.gcp.base_url}/"),
-            ):
-                subprocess.run(["gcloud", "config", "set", setting, value], env=env, capture_output=True, check=False)
-        return env
+        return {
+            **os.environ,
+            "CLOUDSDK_CONFIG": str(config),
+            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+            **gcloud_config.environment(self.gcp.base_url),
+        }
 
 
 def _cell(value: Any, column: dict[str, Any]) -> str:

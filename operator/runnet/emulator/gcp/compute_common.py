@@ -15,7 +15,8 @@ from typing import Any
 
 from runnet.emulator.gcp import ids
 from runnet.emulator.gcp.errors import GCPError, already_exists, in_use, invalid, not_found
-from runnet.emulator.gcp.server import Call, GCPEmulator, compute_list
+from runnet.emulator.gcp.listing import compute_list
+from runnet.emulator.gcp.server import Call, GCPEmulator
 from runnet.emulator.gcp.store import Resource, relative
 
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")

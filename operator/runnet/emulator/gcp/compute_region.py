@@ -96,7 +96,7 @@ async def get_region(call: Call) -> Any:
 
 
 async def list_regions(call: Call) -> Any:
-    from runnet.emulator.gcp.server import compute_list
+    from runnet.emulator.gcp.listing import compute_list
 
     items = [region_body(call.project, r) for r in REGIONS]
     return compute_list(call, "compute#regionList", items, f"projects/{call.project}/regions")

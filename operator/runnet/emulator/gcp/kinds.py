@@ -7,13 +7,18 @@ from typing import TYPE_CHECKING
 
 from runnet.emulator.gcp import (
     compute_address,
+    compute_firewall,
     compute_lb,
     compute_network,
     compute_psc,
     compute_region,
     compute_router,
     compute_subnet_expand,
+    operation_routes,
+    projects,
     run,
+    run_v1,
+    service_usage,
 )
 
 if TYPE_CHECKING:
@@ -21,11 +26,16 @@ if TYPE_CHECKING:
 
 REGISTRARS: list[Callable[[GCPEmulator], None]] = [
     compute_region.register,
+    operation_routes.register,
     compute_network.register,
+    compute_firewall.register,
     compute_subnet_expand.register,
     compute_address.register,
     compute_router.register,
     compute_lb.register,
     compute_psc.register,
     run.register,
+    run_v1.register,
+    projects.register,
+    service_usage.register,
 ]

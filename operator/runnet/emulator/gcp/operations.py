@@ -20,6 +20,9 @@ from runnet.emulator.gcp import ids
 from runnet.emulator.gcp.errors import GCPError
 
 Apply = Callable[[], Any]
+Style = Literal["compute", "run"]
+"""How an operation is rendered: Compute's ``Operation``, or a google.longrunning ``Operation``
+(Cloud Run, Service Usage)."""
 
 INJECTED_OPERATION_ERROR = GCPError(
     500, "internalError", "Internal error. Please try again or contact Google Support. (Code: 'injected')"
@@ -28,7 +31,7 @@ INJECTED_OPERATION_ERROR = GCPError(
 
 @dataclass
 class Operation:
-    api: Literal["compute", "run"]
+    api: Style
     name: str
     path: str
     """Relative path of the operation (``projects/p/regions/r/operations/op``)."""

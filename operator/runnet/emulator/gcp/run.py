@@ -56,11 +56,16 @@ def register(emu: GCPEmulator) -> None:
 
 async def create(call: Call) -> Any:
     service_id = call.query.get("serviceId", "")
+    return start_create(call, service_id, model.request_body(call.body))
+
+
+def start_create(call: Call, service_id: str, body: Resource) -> Any:
+    """Create the Service ``service_id`` from request fields; its operation (v1 creates share it)."""
     model.check_service_id(service_id)
     path = _path(call, service_id)
     if call.emu.store.exists(path):
         raise GCPError(409, "alreadyExists", f"Resource '{service_id}' already exists.", status="ALREADY_EXISTS")
-    return _create(call, path, model.request_body(call.body))
+    return _create(call, path, body)
 
 
 async def get(call: Call) -> Any:
@@ -83,16 +88,21 @@ async def list_services(call: Call) -> Any:
 
 
 async def update(call: Call) -> Any:
+    body = model.request_body(call.body)
+    return start_update(call, body, etag=(call.body or {}).get("etag"), mask=call.query.get("updateMask", ""))
+
+
+def start_update(call: Call, body: Resource, *, etag: Any, mask: str = "") -> Any:
+    """Update the Service the call names with request fields (all of them, or the mask's)."""
     path = _path(call, call.params["service"])
     current = call.emu.store.get(path)
-    body = model.request_body(call.body)
     if current is None:
         if not _flag(call, "allowMissing"):
             raise run_not_found(path)
         model.check_service_id(call.params["service"])
         return _create(call, path, body)
-    _check_etag(current, (call.body or {}).get("etag"))
-    new = _merged(current, body, call.query.get("updateMask", ""))
+    _check_etag(current, etag)
+    new = _merged(current, body, mask)
     model.apply_defaults(new, call.project)
     model.check_vpc_access(new["template"])
     model.resolve_interfaces(call.emu.store, call.project, call.region, new["template"])

@@ -18,7 +18,7 @@ from runnet.emulator.gcp.errors import GCPError
 from runnet.emulator.gcp.run_model import invalid_argument
 
 if TYPE_CHECKING:
-    from runnet.emulator.gcp.server import Call, GCPEmulator
+    from runnet.emulator.gcp.server import Api, Call, GCPEmulator
 
 EMPTY_ETAG = "ACAB"
 """The etag real IAM gives a resource that never had a policy."""
@@ -50,8 +50,12 @@ Find = Callable[["Call"], str]
 """Returns the path of the service a call names, or raises its 404."""
 
 
-def register(emu: GCPEmulator, find: Find) -> None:
-    """Add the IAM methods of services (``find`` resolves the service the call names)."""
+def register(emu: GCPEmulator, find: Find, *, prefix: str = "", api: Api = "run") -> None:
+    """Add the IAM methods of services (``find`` resolves the service the call names).
+
+    Cloud Run v2 serves them under its own prefix; v1 (``api="run.v1"``) under
+    ``/v1/projects/{project}/locations/{location}``, with the same policies: one store, two views.
+    """
     methods = (
         ("GET", "getIamPolicy", get_policy, "run.services.getIamPolicy", False),
         ("POST", "setIamPolicy", set_policy, "run.services.setIamPolicy", True),
@@ -60,11 +64,12 @@ def register(emu: GCPEmulator, find: Find) -> None:
     for http, name, handler, permission, mutating in methods:
         emu.route(
             http,
-            f"services/{{service:[^/:]+}}:{name}",
+            f"{prefix}services/{{service:[^/:]+}}:{name}",
             functools.partial(handler, find),
             method_id=f"run.projects.locations.services.{name}",
             permission=permission,
             mutating=mutating,
+            api=api,
         )
 
 
@@ -78,7 +83,7 @@ async def set_policy(find: Find, call: Call) -> Any:
     if not isinstance(policy, dict):
         raise invalid_argument("policy", "Required field is missing.")
     current = policies(call.emu).get(path) or {"etag": EMPTY_ETAG}
-    if policy.get("etag") and policy["etag"] != current["etag"]:
+    if policy.get("etag") and _etag_bytes(policy["etag"]) != _etag_bytes(current["etag"]):
         raise GCPError(409, "aborted", CONCURRENT_CHANGE, status="ABORTED")
     bindings = policy.get("bindings") or []
     if not isinstance(bindings, list):
@@ -92,8 +97,11 @@ async def set_policy(find: Find, call: Call) -> Any:
 
 
 async def held_permissions(find: Find, call: Call) -> Any:
-    """The asked permissions the caller holds (all of them unless the emulator restricts them)."""
-    find(call)
+    """The asked permissions the caller holds (all of them unless the emulator restricts them).
+
+    The service need not exist: ``gcloud run deploy`` asks before creating a new service
+    (whether it may set its IAM policy), so Cloud Run answers from the project's permissions.
+    """
     asked = _body(call).get("permissions") or []
     allowed = call.emu.config.allowed_permissions
     held = [p for p in asked if allowed is None or p in allowed]
@@ -128,6 +136,11 @@ def _normalise(bindings: list[Any]) -> list[dict[str, Any]]:
             entry["condition"] = condition
         entry["members"] = sorted(set(entry["members"]) | set(members))
     return [b for _, b in sorted(merged.items()) if b["members"]]
+
+
+def _etag_bytes(etag: Any) -> str:
+    """Etags are bytes: gcloud (apitools) sends them back in URL-safe base64 (``-``/``_``)."""
+    return str(etag).replace("-", "+").replace("_", "/")
 
 
 def _new_etag() -> str:
