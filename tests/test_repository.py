@@ -38,3 +38,27 @@ def test_readme_lists_exactly_the_role_permissions() -> None:
     block = readme.split("<!-- permissions:start -->")[1].split("<!-- permissions:end -->")[0]
     listed = re.findall(r"`([a-z]+\.[A-Za-z.]+)`", block)
     assert sorted(listed) == sorted(role)
+
+
+def test_kubectl_explain_has_words_for_every_field_and_no_regex() -> None:
+    """Every spec and status field explains itself, and no refusal can show a pattern instead of words."""
+    missing: list[str] = []
+    patterns: list[str] = []
+
+    def walk(node: dict[str, object], where: str) -> None:
+        if "pattern" in node:
+            patterns.append(where)
+        for name, sub in (node.get("properties") or {}).items():  # type: ignore[union-attr]
+            if not sub.get("description"):
+                missing.append(f"{where}.{name}")
+            walk(sub, f"{where}.{name}")
+            if isinstance(sub.get("items"), dict):
+                walk(sub["items"], f"{where}.{name}[*]")
+
+    for info in crds.KINDS:
+        schema = crds.crd(info)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        assert "generated" not in schema["description"] and len(schema["description"]) > 80, info.kind
+        walk(schema["properties"]["spec"], f"{info.kind}.spec")
+        walk(schema["properties"]["status"], f"{info.kind}.status")
+    assert missing == []
+    assert patterns == [], "a pattern reaches users as a regex: use a Shape (api/common.py)"

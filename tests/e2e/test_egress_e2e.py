@@ -54,6 +54,8 @@ async def test_apply_get_wait_drift_delete_with_kubectl(stack: Stack) -> None:
                 break
             await asyncio.sleep(0.1)
         assert "DriftRepaired" in events.stdout, events.stdout
+        # kubectl describe's "From" column: the operator, not the framework it is built on.
+        assert "reportingComponent: runnet" in events.stdout and "component: kopf" not in events.stdout
         deleted = await asyncio.to_thread(stack.kubectl, "delete", "-f", str(EXAMPLE), "--wait", "--timeout=60s")
         assert deleted.returncode == 0, deleted.stderr
     left = sorted(p for p, _ in stack.gcp.store.items() if "/operations/" not in p)
