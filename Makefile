@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo crds bench clean
+.PHONY: test lint typecheck pytest demo crds bench clean control-plane
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,23 @@ crds: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/reconcile.py
+
+# A real kube-apiserver + etcd in one binary, for the tests under tests/realkube (needs Go;
+# they skip without it). Rebuilt only when its sources change.
+CONTROL_PLANE := tools/bin/kube-control-plane
+CONTROL_PLANE_SRC := $(wildcard tools/control-plane/*.go) tools/control-plane/go.mod tools/control-plane/go.sum
+# /version reports the release go.mod requires (a plain go build would say v0.0.0-master).
+KUBE_VERSION = $(shell awk '$$1 == "k8s.io/kubernetes" && $$2 ~ /^v1[.]/ { print $$2; exit }' tools/control-plane/go.mod)
+KUBE_VERSION_PKG := k8s.io/component-base/version
+
+control-plane: $(CONTROL_PLANE)
+
+$(CONTROL_PLANE): $(CONTROL_PLANE_SRC)
+	@command -v go >/dev/null || { echo "make control-plane: needs Go (https://go.dev/dl), not found on PATH" >&2; exit 1; }
+	cd tools/control-plane && go build -trimpath -o ../bin/kube-control-plane -ldflags "-s -w \
+		-X $(KUBE_VERSION_PKG).gitVersion=$(KUBE_VERSION) -X $(KUBE_VERSION_PKG).gitTreeState=clean \
+		-X $(KUBE_VERSION_PKG).gitMajor=$(word 1,$(subst ., ,$(KUBE_VERSION:v%=%))) \
+		-X $(KUBE_VERSION_PKG).gitMinor=$(word 2,$(subst ., ,$(KUBE_VERSION:v%=%)))" .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(TOOLS_BIN)
