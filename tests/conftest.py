@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from runnet.emulator.gcp import EmulatorConfig, EmulatorThread, GCPEmulator
 from runnet.gcp.clients import Clients, GCPSettings
-from tests.support import conformance
+from tests.support import conformance, control_plane
+from tests.support.control_plane import ControlPlane
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,3 +47,19 @@ def gcp(gcp_config: EmulatorConfig, request: pytest.FixtureRequest) -> Iterator[
 def clients(gcp: GCPEmulator) -> Clients:
     """The official google-cloud-compute / google-cloud-run clients, over HTTP to the emulator."""
     return Clients(GCPSettings(endpoint=gcp.base_url))
+
+
+@pytest.fixture(scope="session")
+def control_plane_binary() -> Path:
+    """tools/bin/kube-control-plane, built if missing or stale; the test skips where Go is absent."""
+    binary = control_plane.ensure_built()
+    if binary is None:
+        pytest.skip(control_plane.NO_GO)
+    return binary
+
+
+@pytest.fixture(scope="session")
+def real_kube(control_plane_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    """A real kube-apiserver and etcd on a free loopback port, shared by the session; stopped (exit 0) at its end."""
+    with control_plane.running(control_plane_binary, tmp_path_factory.mktemp("kube-control-plane")) as plane:
+        yield plane

@@ -5,33 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from tests.support import control_plane
 from tests.support.control_plane import ControlPlane
 
 KUBECTL = shutil.which("kubectl")
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture(scope="session")
-def control_plane_binary() -> Path:
-    """tools/bin/kube-control-plane, built if missing or stale; the test skips where Go is absent."""
-    binary = control_plane.ensure_built()
-    if binary is None:
-        pytest.skip(control_plane.NO_GO)
-    return binary
-
-
-@pytest.fixture(scope="session")
-def real_kube(control_plane_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """A real kube-apiserver and etcd on a free loopback port, shared by the session; stopped (exit 0) at its end."""
-    with control_plane.running(control_plane_binary, tmp_path_factory.mktemp("kube-control-plane")) as plane:
-        yield plane
 
 
 @pytest.fixture(scope="session")
