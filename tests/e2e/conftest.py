@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from runnet.emulator.gcp import EmulatorConfig
-from runnet.emulator.stack import Stack, running_stack
+from runnet.emulator.stack import KubeBackend, Stack, running_stack
 from runnet.runtime import OperatorSettings, run_operator
+from tests.support.real_stack import RealKube
 
 
 @pytest.fixture
@@ -20,9 +21,20 @@ def stack_config() -> EmulatorConfig:
     return EmulatorConfig(seed=1)
 
 
-@pytest.fixture
-def stack(stack_config: EmulatorConfig, tmp_path: Path) -> Iterator[Stack]:
-    with running_stack(stack_config, tmp_path) as s:
+BACKENDS = ["stand-in", "real"]
+
+
+def kube_backend(request: pytest.FixtureRequest, name: str) -> KubeBackend | None:
+    """The Kubernetes API for a test: the embedded stand-in (None), or the session's real kube-apiserver."""
+    if name == "stand-in":
+        return None
+    return RealKube(request.getfixturevalue("real_kube"))
+
+
+@pytest.fixture(params=BACKENDS)
+def stack(stack_config: EmulatorConfig, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """Both stand-ins... or the GCP emulator with a real kube-apiserver: every e2e test runs on both."""
+    with running_stack(stack_config, tmp_path, kube_backend(request, request.param)) as s:
         yield s
 
 

@@ -22,6 +22,7 @@ import yaml
 from runnet.emulator.gcp import EmulatorConfig
 from runnet.emulator.stack import Stack, running_stack
 from runnet.runtime import OperatorSettings, run_operator
+from tests.e2e.conftest import BACKENDS, kube_backend
 from tests.e2e.invalid_cases import CASES, Case
 from tests.operator.conftest import EXAMPLES
 
@@ -50,9 +51,11 @@ class OperatorThread:
         self.thread.join(30)
 
 
-@pytest.fixture(scope="module")
-def census(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(EmulatorConfig(seed=1), tmp_path_factory.mktemp("census")) as stack, OperatorThread(stack):
+@pytest.fixture(scope="module", params=BACKENDS)
+def census(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    kube = kube_backend(request, request.param)
+    workdir = tmp_path_factory.mktemp("census")
+    with running_stack(EmulatorConfig(seed=1), workdir, kube) as stack, OperatorThread(stack):
         yield stack
 
 

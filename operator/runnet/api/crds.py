@@ -200,7 +200,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
                             "properties": {
                                 "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}"},
                                 "kind": {"type": "string", "description": info.kind},
-                                "metadata": {"type": "object", "description": "Standard object metadata."},
+                                "metadata": {"type": "object"},
                                 "spec": spec_schema,
                                 "status": status_schema,
                             },

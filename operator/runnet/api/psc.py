@@ -201,7 +201,7 @@ class AttachmentSpec(Model):
     )
     consumers: list[Consumer] = Field(
         default_factory=list,
-        max_length=1000,
+        max_length=500,  # bounds the cost of the rejected/consumers rule (the API server's CEL budget)
         description="Consumers accepted (projects or networks, not mixed) with their connection limits.",
         json_schema_extra=_consumer_rules(),
     )

@@ -8,6 +8,7 @@ the way a user does with kubectl.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -16,10 +17,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes
-import requests
 
 from runnet.api import crds
 from runnet.api.common import GROUP, VERSION
@@ -31,41 +31,72 @@ PLURALS = {info.kind: info.plural for info in crds.KINDS}
 TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 
 
+class KubeBackend(Protocol):
+    """Where the Kubernetes API comes from: the embedded stand-in, or (in tests) a real kube-apiserver."""
+
+    name: str
+
+    def start(self, kubeconfig: Path) -> str:
+        """Start (or join) the server, write a kubeconfig for it at ``kubeconfig``; returns its URL."""
+        ...
+
+    def install(self, crd: dict[str, Any]) -> None:
+        """Install (or update) a CustomResourceDefinition and wait until it serves."""
+        ...
+
+    def stop(self) -> None: ...
+
+
+class StandIn:
+    """The embedded Kubernetes stand-in (runnet.emulator.kube) in a thread of its own."""
+
+    name = "stand-in"
+
+    def __init__(self) -> None:
+        self._thread = KubeEmulatorThread()
+        self.emulator: KubeEmulator
+
+    def start(self, kubeconfig: Path) -> str:
+        self.emulator = self._thread.start()
+        write_kubeconfig(kubeconfig, str(self.emulator.base_url))
+        return str(self.emulator.base_url)
+
+    def install(self, crd: dict[str, Any]) -> None:
+        self._thread.call(lambda: self.emulator.apply_crd(crd))
+
+    def stop(self) -> None:
+        self._thread.stop()
+
+
 class Stack:
-    def __init__(self, gcp_config: EmulatorConfig | None = None, workdir: Path | None = None) -> None:
+    def __init__(
+        self, gcp_config: EmulatorConfig | None = None, workdir: Path | None = None, kube: KubeBackend | None = None
+    ) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="runnet-"))
         self._gcp_thread = EmulatorThread(gcp_config or EmulatorConfig())
-        self._kube_thread = KubeEmulatorThread()
+        self.backend: KubeBackend = kube or StandIn()
         self.gcp: GCPEmulator
-        self.kube: KubeEmulator
         self.kubeconfig = self.workdir / "kubeconfig"
+        self.kube_url = ""
         self.clients: Clients
         self.api: kubernetes.client.CustomObjectsApi
 
     def start(self) -> Stack:
         self.gcp = self._gcp_thread.start()
-        self.kube = self._kube_thread.start()
+        self.kube_url = self.backend.start(self.kubeconfig)
         for info in crds.KINDS:
-            self._install(crds.crd(info))
-        write_kubeconfig(self.kubeconfig, self.kube_url)
+            self.backend.install(crds.crd(info))
         self.clients = Clients(GCPSettings(endpoint=self.gcp.base_url))
         api_client = kubernetes.config.new_client_from_config(str(self.kubeconfig))  # type: ignore[no-untyped-call]
         self.api = kubernetes.client.CustomObjectsApi(api_client)
         return self
 
-    def _install(self, crd: dict[str, Any]) -> None:
-        self._kube_thread.call(lambda: self.kube.apply_crd(crd))
-
     def stop(self) -> None:
-        self._kube_thread.stop()
+        self.backend.stop()
         self._gcp_thread.stop()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    @property
-    def kube_url(self) -> str:
-        return str(self.kube.base_url)
 
     # -- objects ----------------------------------------------------------------------------------
 
@@ -116,8 +147,11 @@ class Stack:
 
     def table(self, kind: str, namespace: str = "default") -> str:
         """What ``kubectl get <kind>`` prints, from the API server's Table (the printer columns)."""
-        url = f"{self.kube_url}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}"
-        table = requests.get(url, headers={"Accept": TABLE}, timeout=10).json()
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}"
+        response = self.api.api_client.call_api(
+            path, "GET", header_params={"Accept": TABLE}, _preload_content=False, _request_timeout=10
+        )
+        table = json.loads(response[0].data)
         columns = [c for c in table["columnDefinitions"] if c.get("priority", 0) == 0]
         keep = [i for i, c in enumerate(table["columnDefinitions"]) if c.get("priority", 0) == 0]
         rows = [[_cell(row["cells"][i], table["columnDefinitions"][i]) for i in keep] for row in table["rows"]]
@@ -171,8 +205,10 @@ def age(timestamp: str) -> str:
 
 
 @contextmanager
-def running_stack(gcp_config: EmulatorConfig | None = None, workdir: Path | None = None) -> Iterator[Stack]:
-    stack = Stack(gcp_config, workdir).start()
+def running_stack(
+    gcp_config: EmulatorConfig | None = None, workdir: Path | None = None, kube: KubeBackend | None = None
+) -> Iterator[Stack]:
+    stack = Stack(gcp_config, workdir, kube).start()
     try:
         yield stack
     finally:
