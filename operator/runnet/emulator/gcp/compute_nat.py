@@ -42,8 +42,11 @@ def _power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
 
 
-def check_nats(call: Call, router: Resource, nats: list[Any]) -> list[dict[str, Any]]:
-    """Validated NAT entries with server-filled fields; 400 naming ``resource.nats[i].<field>``."""
+def check_nats(call: Call, router: Resource, nats: list[Any], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validated NAT entries with server-filled fields; 400 naming ``resource.nats[i].<field>``.
+
+    ``previous`` are the router's NATs before this write: what may be drained depends on them.
+    """
     out = []
     names: set[str] = set()
     for i, raw in enumerate(nats):
@@ -57,6 +60,9 @@ def check_nats(call: Call, router: Resource, nats: list[Any]) -> list[dict[str, 
             raise field_error(f"{field}.name", name, "A NAT with this name already exists in this router.")
         names.add(name)
         out.append(_check_nat(call, router, nat, field))
+    before = {n["name"]: n for n in previous}
+    for i, nat in enumerate(out):
+        _check_drain(call, nat, f"resource.nats[{i}]", before.get(nat["name"]))
     _check_coverage(out)
     _check_ip_owners(call, router, out)
     _check_network_coverage(call, router, out)
@@ -142,11 +148,46 @@ def _check_ips(call: Call, nat: dict[str, Any], field: str) -> None:
             f"{field}.natIps", "", "At least one NAT IP is required when natIpAllocateOption is MANUAL_ONLY."
         )
     active = [_address_of(call, ip, f"{field}.natIps[{j}]") for j, ip in enumerate(ips)]
-    for j, ip in enumerate(nat.get("drainNatIps") or []):
-        if _address_of(call, ip, f"{field}.drainNatIps[{j}]") in active:
-            raise field_error(f"{field}.drainNatIps[{j}]", ip, "An IP cannot be both active and draining.")
     if len(set(active)) != len(active):
         raise field_error(f"{field}.natIps", ips, "The same address is listed twice.")
+
+
+def _check_drain(call: Call, nat: dict[str, Any], field: str, before: dict[str, Any] | None) -> None:
+    """``drainNatIps``: only IPs the NAT already had, each leaving ``natIps`` in the very write that drains it.
+
+    Cloud NAT's docs: "To drain an address, you must move it from the active pool to the drain pool
+    in the same command"; the field "must be valid static external IPs that have been assigned to
+    the NAT" and is "used for updating/patching a NAT only". So a new NAT drains nothing, an IP
+    removed from ``natIps`` by an earlier write (and so released) cannot be drained later, and an
+    IP is either active or draining. Dropping an IP from ``drainNatIps`` releases it.
+    """
+    drain = nat.get("drainNatIps") or []
+    if not drain:
+        return
+    if nat["type"] != "PUBLIC" or nat.get("natIpAllocateOption") != "MANUAL_ONLY":
+        raise field_error(f"{field}.drainNatIps", drain, "Only a public NAT with MANUAL_ONLY IPs can drain IPs.")
+    if before is None:
+        raise field_error(
+            f"{field}.drainNatIps", drain, "A new NAT cannot have drain IPs: only an existing NAT's IPs can be drained."
+        )
+    active = {relative(str(ip)) for ip in nat["natIps"]}
+    known = {relative(str(ip)) for ip in [*before.get("natIps", []), *before.get("drainNatIps", [])]}
+    seen: set[str] = set()
+    for j, ip in enumerate(drain):
+        where = f"{field}.drainNatIps[{j}]"
+        path = _address_of(call, ip, where)
+        if path in active:
+            raise field_error(where, ip, "The IP is still in natIps: an IP cannot be both active and draining.")
+        if path in seen:
+            raise field_error(where, ip, "The same address is listed twice.")
+        if path not in known:
+            raise field_error(
+                where,
+                ip,
+                "The IP was not previously a NAT IP of this NAT: an IP can be drained only in the request that "
+                "removes it from natIps.",
+            )
+        seen.add(path)
 
 
 def _check_ports(nat: dict[str, Any], field: str) -> None:
@@ -236,9 +277,11 @@ def _check_ip_owners(call: Call, router: Resource, nats: list[dict[str, Any]]) -
     router_path = relative(router["selfLink"])
     owner: dict[str, str] = {}
     for i, nat in enumerate(nats):
-        for j, value in enumerate([*nat.get("natIps", []), *nat.get("drainNatIps", [])]):
+        listed = [("natIps", j, v) for j, v in enumerate(nat.get("natIps", []))]
+        listed += [("drainNatIps", j, v) for j, v in enumerate(nat.get("drainNatIps", []))]
+        for key, j, value in listed:
             path = relative(str(value))
-            where = f"resource.nats[{i}].natIps[{j}]"
+            where = f"resource.nats[{i}].{key}[{j}]"
             if path in owner and owner[path] != nat["name"]:
                 raise field_error(where, value, f"The address is already used by NAT '{owner[path]}'.")
             owner[path] = nat["name"]

@@ -1,10 +1,20 @@
 """What a Cloud NAT is doing right now: getRouterStatus's ``natStatus`` and getNatIpInfo.
 
-Test knob: ``emu.extra["nat_vm_endpoints"][(router_path, nat_name)] = N`` says N VM endpoints use
-the NAT (default 0), which drives ``numVmEndpointsWithNatMappings``, ``minExtraNatIpsNeeded`` =
-max(0, ceil(N * minPorts / 64512) - len(natIps)) for MANUAL_ONLY, the auto-allocated IPs of AUTO_ONLY
-NATs, and which NAT IPs getNatIpInfo reports IN_USE. getNatMappingInfo lists no endpoint even then:
-the emulator has no VM instances to name.
+The emulator runs no VM, so two test knobs stand in for the traffic:
+
+- ``emu.extra["nat_vm_endpoints"][(router_path, nat_name)] = N``: N VM endpoints use the NAT
+  (default 0). It drives ``numVmEndpointsWithNatMappings``, ``minExtraNatIpsNeeded`` =
+  max(0, ceil(N * minPorts / 64512) - len(natIps)) for MANUAL_ONLY, the auto-allocated IPs of
+  AUTO_ONLY NATs, and which active NAT IPs getNatIpInfo reports IN_USE (the first ceil(...) ones).
+- ``emu.extra["nat_ip_endpoints"][ip] = N``: N endpoints still hold port mappings on the NAT IP
+  ``ip`` (the literal address, as getNatIpInfo shows it; default 0). A draining IP takes no new
+  endpoint, so this knob alone decides whether it is IN_USE: a test shows the two ways out of
+  draining by setting it to 0 (the IP becomes UNUSED) or leaving it above 0 (it stays IN_USE however
+  long the test waits). On an active IP it only adds to what ``nat_vm_endpoints`` gives.
+
+Draining IPs (``drainNatIps``) appear in ``drainUserAllocatedNatIps`` and in getNatIpInfo with
+mode MANUAL: that enum is AUTO | MANUAL in compute v1, so draining shows only in getRouterStatus.
+getNatMappingInfo lists no endpoint even with the knobs: there are no VM instances to name.
 """
 
 from __future__ import annotations
@@ -71,7 +81,10 @@ def nat_runtime(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> NatR
 
 
 def nat_status(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[str, Any]:
-    """One ``natStatus`` entry of getRouterStatus (empty lists omitted, as GCP does)."""
+    """One ``natStatus`` entry of getRouterStatus (empty lists omitted, as GCP does).
+
+    ``drainAutoAllocatedNatIps`` stays empty: the emulator never drains an auto-allocated IP.
+    """
     now = nat_runtime(emu, router_path, nat)
     auto = nat.get("natIpAllocateOption") == "AUTO_ONLY"
     status: dict[str, Any] = {
@@ -88,18 +101,20 @@ def nat_status(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[
 
 
 def nat_ip_info(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[str, Any]:
-    """One ``result`` entry of getNatIpInfo: each NAT IP with its mode and usage.
+    """One ``result`` entry of getNatIpInfo: each NAT IP, active then draining, with mode and usage.
 
-    An IP is IN_USE when it serves at least one endpoint: the first ``needed`` active IPs (the
-    count getRouterStatus reports), so none without endpoints. Draining IPs take no new endpoints.
+    An IP is IN_USE when it serves at least one endpoint: one of the first ``needed`` active IPs
+    (the count getRouterStatus reports), or one the ``nat_ip_endpoints`` knob holds.
     """
     now = nat_runtime(emu, router_path, nat)
+    held: dict[str, int] = emu.extra.get("nat_ip_endpoints", {})
+
+    def usage(ip: str, serving: bool) -> str:
+        return "IN_USE" if serving or int(held.get(ip, 0)) > 0 else "UNUSED"
+
     active = [(ip, "AUTO") for ip in now.auto_ips] + [(ip, "MANUAL") for ip in now.user_ips]
-    mappings = [
-        {"natIp": ip, "usage": "IN_USE" if i < now.needed else "UNUSED", "mode": mode}
-        for i, (ip, mode) in enumerate(active)
-    ]
-    mappings += [{"natIp": ip, "usage": "UNUSED", "mode": "MANUAL"} for ip in now.drain_ips]
+    mappings = [{"natIp": ip, "usage": usage(ip, i < now.needed), "mode": mode} for i, (ip, mode) in enumerate(active)]
+    mappings += [{"natIp": ip, "usage": usage(ip, False), "mode": "MANUAL"} for ip in now.drain_ips]
     info: dict[str, Any] = {"natName": nat["name"]}
     if mappings:
         info["natIpInfoMappings"] = mappings

@@ -59,7 +59,7 @@ def updated_router(call: Call, current: Resource, body: Any, *, replace: bool) -
         if value == []:
             router.pop(key, None)  # an explicit empty list clears the field
         elif key == "nats":
-            router["nats"] = check_nats(call, router, value)
+            router["nats"] = check_nats(call, router, value, current.get("nats", []))
         elif key == "bgp":
             router["bgp"] = _bgp(value)
         else:
