@@ -5,12 +5,14 @@ What an attachment's consumer connections are doing (policy, NAT IPs) is in ``co
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
-from runnet.emulator.gcp import ids
+from runnet.emulator.gcp import ids, ipam
 from runnet.emulator.gcp.compute_common import Collection, must_exist, refresh_fingerprint, register_crud, resolve, url
 from runnet.emulator.gcp.compute_lb import base_fields, echo, field_error, reference, register_updates
 from runnet.emulator.gcp.compute_psc_connections import LIST_KEYS, attachment_not_found, bindings, is_psc, settle
+from runnet.emulator.gcp.compute_psc_nat import DEFAULT_PROPAGATED_LIMIT, capacity, held, per_endpoint
 from runnet.emulator.gcp.errors import invalid
 from runnet.emulator.gcp.server import Call, GCPEmulator
 from runnet.emulator.gcp.store import Resource, relative
@@ -77,6 +79,48 @@ def _consumer_lists(body: dict[str, Any]) -> None:
         )
 
 
+def _count(body: dict[str, Any], field: str, allowed: range) -> None:
+    """An unsigned count field: an integer in ``allowed`` when sent."""
+    value = body.get(field)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise field_error(field, value, "Must be a non-negative integer.")
+    if int(value) not in allowed:
+        raise field_error(field, value, f"Must be between {allowed.start} and {allowed.stop - 1}.")
+    body[field] = int(value)
+
+
+def _bound(call: Call, old: Resource) -> list[dict[str, Any]]:
+    """The bindings (NAT IPs) of the consumer endpoints of attachment ``old``."""
+    path = relative(old["selfLink"])
+    return [b for b in bindings(call.emu).values() if b["attachment"] == path and b["attachmentId"] == old["id"]]
+
+
+def _check_nat_change(call: Call, old: Resource, new: Resource) -> None:
+    """What a PATCH may not do to NAT IPs in use: drop a NAT subnet holding some, or outgrow the subnets.
+
+    natIpsPerEndpoint can only grow (1 to 2), and only if the NAT subnets can give every accepted
+    endpoint and propagated connection its extra IPs ("Insufficient IPv4 capacity on NAT
+    subnetworks for the requested Service Attachment update", release note of 2026-10-07).
+    """
+    bound = _bound(call, old)
+    in_use = [ip for b in bound for ip in held(b)]
+    for ref in set(old.get("natSubnets", [])) - set(new["natSubnets"]):
+        subnet = call.emu.store.get(relative(ref))
+        net = ipam.subnet_range(subnet) if subnet else None
+        if net is not None and any(ipaddress.IPv4Address(ip) in net for ip in in_use):
+            raise field_error(
+                "natSubnets", ref, "A NAT subnetwork cannot be removed while connected endpoints use its IP addresses."
+            )
+    before, after = per_endpoint(old), per_endpoint(new)
+    if after < before:
+        raise field_error("natIpsPerEndpoint", after, f"It cannot be decreased (it is {before}).")
+    extra = (after - before) * sum(1 + len(b.get("propagated", [])) for b in bound if b.get("natIps"))
+    if extra > capacity(call.emu, new) - len(in_use):
+        raise invalid("Insufficient IPv4 capacity on NAT subnetworks for the requested Service Attachment update.")
+
+
 def build_attachment(call: Call, body: dict[str, Any], path: str) -> Resource:
     preference = body.get("connectionPreference")
     if preference not in ("ACCEPT_AUTOMATIC", "ACCEPT_MANUAL"):
@@ -91,14 +135,20 @@ def build_attachment(call: Call, body: dict[str, Any], path: str) -> Resource:
     if not nat:
         raise field_error("natSubnets", "", "At least one NAT subnetwork is required.")
     _consumer_lists(body)
+    _count(body, "natIpsPerEndpoint", range(1, 3))
+    _count(body, "propagatedConnectionLimit", range(2**32))
     attachment: Resource = {
         **base_fields(call, SERVICE_ATTACHMENT, path),
         "enableProxyProtocol": False,
+        "propagatedConnectionLimit": DEFAULT_PROPAGATED_LIMIT,
         **echo(body),
         "targetService": url(target),
         "natSubnets": [url(n) for n in nat],
         "pscServiceAttachmentId": {"high": ids.numeric_id(), "low": ids.numeric_id()},
     }
+    old = call.emu.store.get(path)  # the current version, when this is a PATCH
+    if old is not None:
+        _check_nat_change(call, old, attachment)
     refresh_fingerprint(attachment)
     return attachment
 
@@ -116,17 +166,16 @@ def render_attachment(call: Call, attachment: Resource) -> Resource:
         rule = call.emu.store.get(rule_path)
         if rule is None:
             continue
-        endpoints.append(
-            {
-                "endpoint": url(rule_path),
-                "endpointWithId": rule["selfLinkWithId"],
-                "pscConnectionId": rule["pscConnectionId"],
-                "status": rule.get("pscConnectionStatus", "PENDING"),
-                "consumerNetwork": rule["network"],
-                "natIps": [binding["natIp"]],
-                "propagatedConnectionCount": 0,
-            }
-        )
+        endpoint = {
+            "endpoint": url(rule_path),
+            "endpointWithId": rule["selfLinkWithId"],
+            "pscConnectionId": rule["pscConnectionId"],
+            "status": rule.get("pscConnectionStatus", "PENDING"),
+            "consumerNetwork": rule["network"],
+            "natIps": held(binding),
+            "propagatedConnectionCount": len(binding.get("propagated", [])),
+        }
+        endpoints.append({k: v for k, v in endpoint.items() if v != []})
     return {**attachment, "connectedEndpoints": endpoints} if endpoints else attachment
 
 

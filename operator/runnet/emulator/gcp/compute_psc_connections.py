@@ -1,16 +1,18 @@
 """Private Service Connect connections: which consumer endpoints an attachment serves, and in what state.
 
 Each PSC consumer forwarding rule (compute_forwarding) is bound to its attachment in
-``emu.extra["psc_bindings"]`` (creation order, NAT IP). Its state lives in the rule's
-``pscConnectionStatus`` and is decided by ``settle`` only, from the attachment's accept/reject
-policy, so the attachment's ``connectedEndpoints`` and the rule always agree.
+``emu.extra["psc_bindings"]`` (creation order, NAT IPs). Its state lives in the rule's
+``pscConnectionStatus`` and is decided by ``settle`` only: the attachment's accept/reject policy
+first, then the NAT IPs (``compute_psc_nat``: accepted without an IP is NEEDS_ATTENTION), so the
+attachment's ``connectedEndpoints`` and the rule always agree.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from runnet.emulator.gcp import ids, ipam
+from runnet.emulator.gcp import ids
+from runnet.emulator.gcp.compute_psc_nat import CONNECTED, Connection, allocate
 from runnet.emulator.gcp.errors import GCPError
 from runnet.emulator.gcp.server import Call, GCPEmulator
 from runnet.emulator.gcp.store import Resource, relative
@@ -27,7 +29,7 @@ def is_psc(rule: Resource) -> bool:
 
 
 def bindings(emu: GCPEmulator) -> dict[str, dict[str, Any]]:
-    """Rule path -> {attachment, attachmentId, seq, natIp}: which endpoints an attachment serves."""
+    """Rule path -> {attachment, attachmentId, seq, natIps, propagated}: which endpoints an attachment serves."""
     return emu.extra.setdefault("psc_bindings", {})  # type: ignore[no-any-return]
 
 
@@ -72,28 +74,39 @@ def settle(
     *,
     fresh: dict[str, Resource] | None = None,
     reconcile: bool = False,
+    policy: bool = True,
 ) -> None:
-    """Re-decide endpoint states after an endpoint arrives (``fresh``) or the policy changes.
+    """Re-decide endpoint states after an endpoint arrives (``fresh``) or goes, or the attachment changes.
 
-    PENDING endpoints are always re-decided; ACCEPTED/REJECTED ones only with ``reconcile``
-    (GCE's reconcileConnections). Connection limits count ACCEPTED endpoints in creation order,
-    kept ones first.
+    With ``policy``, PENDING endpoints are re-decided, and ACCEPTED/REJECTED ones with ``reconcile``
+    (GCE's reconcileConnections); connection limits count accepted endpoints in creation order,
+    kept ones first. Then NAT IPs are handed out (``compute_psc_nat.allocate``).
     """
     attachment = emu.store.get(attachment_path)
     if attachment is None:
         return
     fresh = fresh or {}
     bound = sorted((b["seq"], path) for path, b in bindings(emu).items() if b["attachment"] == attachment_path)
-    rules = [(path, fresh.get(path) or emu.store.get(path)) for _, path in bound]
+    found = [(path, fresh.get(path) or emu.store.get(path)) for _, path in bound]
+    rules = [(path, rule) for path, rule in found if rule is not None]
+    if policy:
+        _apply_policy(attachment, rules, fresh, reconcile)
+    connections = [
+        Connection(path, rule, bindings(emu)[path], _consumer(attachment, path, rule)) for path, rule in rules
+    ]
+    allocate(emu, attachment, connections)
+
+
+def _apply_policy(
+    attachment: Resource, rules: list[tuple[str, Resource]], fresh: dict[str, Resource], reconcile: bool
+) -> None:
     accepted: dict[int, int] = {}
     revisit = []
     for path, rule in rules:
-        if rule is None:
-            continue
         status = rule.get("pscConnectionStatus")
         if path in fresh or reconcile or status == "PENDING":
             revisit.append((path, rule))
-        elif status == "ACCEPTED":
+        elif status in CONNECTED:
             index = _accept_index(attachment, path.split("/")[1], rule)
             if index is not None:
                 accepted[index] = accepted.get(index, 0) + 1
@@ -101,15 +114,14 @@ def settle(
         rule["pscConnectionStatus"] = _decide(attachment, path, rule, accepted)
 
 
-def _nat_ip(emu: GCPEmulator, attachment: Resource) -> str:
-    """A NAT IP for a new connection, from the attachment's first NAT subnet."""
-    taken = {b["natIp"] for b in bindings(emu).values()}
-    subnet = emu.store.get(relative(attachment["natSubnets"][0]))
-    hosts = ipam.usable_hosts(ipam.subnet_range(subnet)) if subnet else iter(())
-    ip = next((h for h in hosts if h not in taken), None)
-    if ip is None:
-        raise GCPError(400, "ipSpaceExhausted", "The NAT subnetworks of the service attachment are full.")
-    return ip
+def _consumer(attachment: Resource, path: str, rule: Resource) -> str:
+    """Who ``propagatedConnectionLimit`` counts per: the accept-list entry (ACCEPT_MANUAL) or the project."""
+    project = path.split("/")[1]
+    if attachment.get("connectionPreference") == "ACCEPT_MANUAL":
+        index = _accept_index(attachment, project, rule)
+        if index is not None:
+            return f"accept:{index}"
+    return f"project:{project}"
 
 
 def connect(call: Call, path: str, rule: Resource) -> None:
@@ -120,15 +132,12 @@ def connect(call: Call, path: str, rule: Resource) -> None:
         raise attachment_not_found(target)
     seq = int(call.emu.extra.get("psc_seq", 0)) + 1
     call.emu.extra["psc_seq"] = seq
-    bindings(call.emu)[path] = {
-        "attachment": target,
-        "attachmentId": attachment["id"],
-        "seq": seq,
-        "natIp": _nat_ip(call.emu, attachment),
-    }
+    bindings(call.emu)[path] = {"attachment": target, "attachmentId": attachment["id"], "seq": seq}
     settle(call.emu, target, fresh={path: rule})
 
 
 def disconnect(call: Call, path: str) -> None:
-    """A PSC endpoint is gone: its attachment no longer lists it."""
-    bindings(call.emu).pop(path, None)
+    """A PSC endpoint is gone: its attachment no longer lists it, and its NAT IPs go to whoever waits."""
+    binding = bindings(call.emu).pop(path, None)
+    if binding is not None:
+        settle(call.emu, binding["attachment"], policy=False)
