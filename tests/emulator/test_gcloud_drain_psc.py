@@ -10,9 +10,13 @@ from pathlib import Path
 import pytest
 
 from runnet.emulator.gcp import GCPEmulator
+from runnet.gcp.clients import Clients
+from tests.emulator import lb_topology as t
+from tests.emulator.lb_topology import CONSUMER, PRODUCER, REGION
 from tests.emulator.test_gcloud import EGRESS, R1
 from tests.support.gcloud import GCLOUD, Gcloud
 
+SA = "hello-service-attachment"
 pytestmark = [
     pytest.mark.skipif(GCLOUD is None, reason="gcloud is not installed (needs the Cloud SDK)"),
     pytest.mark.timeout(600),  # gcloud takes seconds per command on a busy machine
@@ -56,3 +60,36 @@ def test_nat_ip_rotation_with_drain(gcp: GCPEmulator, gcloud: Gcloud) -> None:
     assert gcloud.json(f"compute addresses describe static-ip {R1}")["status"] == "RESERVED"
     late = gcloud(f"compute routers nats update {nat} --nat-external-drain-ip-pool=static-ip", ok=False)
     assert "drainNatIps[0]" in late.stderr and "not previously a NAT IP" in late.stderr, late.describe()
+
+
+def test_psc_nat_subnet_capacity(gcp: GCPEmulator, clients: Clients, gcloud: Gcloud) -> None:
+    """A /29 NAT subnet serves four endpoints; the fifth NEEDS_ATTENTION until a subnet is added."""
+    p = t.producer(clients)  # the reference producer, built with the Python client (faster)
+    for name, cidr in (("psc-small", "10.0.4.0/29"), ("psc-more", "10.0.5.0/29")):
+        t.subnet(clients, PRODUCER, name, cidr, p.vpc, "PRIVATE_SERVICE_CONNECT")
+    in_p = f"--region={REGION} --project={PRODUCER}"
+    gcloud(
+        f"compute service-attachments create {SA} {in_p} --producer-forwarding-rule=hello-forwarding-rule "
+        "--connection-preference=ACCEPT_AUTOMATIC --nat-subnets=psc-small --propagated-connection-limit=3 "
+        "--enable-proxy-protocol"
+    )
+    vpc, _ = t.consumer_network(clients)
+    for n in range(5):
+        t.endpoint(clients, CONSUMER, f"ep-{n}", t.link(PRODUCER, "serviceAttachments", SA), vpc, f"10.1.0.{10 + n}")
+
+    describe = f"compute service-attachments describe {SA} {in_p}"
+    shown = gcloud.json(describe)
+    assert (shown["propagatedConnectionLimit"], shown["enableProxyProtocol"]) == (3, True)
+    assert [e["status"] for e in shown["connectedEndpoints"]] == ["ACCEPTED"] * 4 + ["NEEDS_ATTENTION"]
+    rule = gcloud.json(f"compute forwarding-rules describe ep-4 --region={REGION} --project={CONSUMER}")
+    assert rule["pscConnectionStatus"] == "NEEDS_ATTENTION"
+
+    update = f"compute service-attachments update {SA} {in_p}"
+    gcloud(f"{update} --nat-subnets=psc-small,psc-more")
+    [*_, fifth] = gcloud.json(describe)["connectedEndpoints"]
+    assert (fifth["status"], fifth["natIps"]) == ("ACCEPTED", ["10.0.5.2"])
+    in_use = gcloud(f"{update} --nat-subnets=psc-more", ok=False)
+    assert "natSubnets" in in_use.stderr and "cannot be removed" in in_use.stderr, in_use.describe()
+    gcloud(f"{update} --no-enable-proxy-protocol --propagated-connection-limit=0")
+    shown = gcloud.json(describe)
+    assert (shown["propagatedConnectionLimit"], shown["enableProxyProtocol"]) == (0, False)
