@@ -187,8 +187,10 @@ def test_list_of_subnetworks_and_subnet_in_use(gcp: GCPEmulator, vpc: Clients) -
 def test_router_status_reports_nat_ips_and_capacity(gcp: GCPEmulator, vpc: Clients) -> None:
     ip1, ip2 = (vpc.addresses.get(project=P, region=R, address=n).address for n in ("ip1", "ip2"))
     address(vpc, "ip3")
-    manual = nat("manual", address_path("ip1"), drainNatIps=[address_path("ip2")], minPortsPerVm=1024)
+    manual = nat("manual", address_path("ip1"), address_path("ip2"), minPortsPerVm=1024)
     patch(gcp, {"nats": [manual]})
+    manual = {**manual, "natIps": [address_path("ip1")], "drainNatIps": [address_path("ip2")]}
+    patch(gcp, {"nats": [manual]})  # ip2 drains: moved out of natIps in the same write
     gcp.extra["nat_vm_endpoints"] = {(ROUTER_PATH, "manual"): 100}  # 100 VMs x 1024 ports: 2 IPs
     status = raw(gcp, "GET", f"{ROUTER}/getRouterStatus").json()
     assert status["kind"] == "compute#routerStatusResponse"
@@ -238,9 +240,10 @@ def ip_info(vpc: Clients, nat_name: str = "") -> dict[str, list[tuple[str, str, 
 def test_nat_ip_info_reports_mode_and_usage(gcp: GCPEmulator, vpc: Clients) -> None:
     ip1, ip2 = (vpc.addresses.get(project=P, region=R, address=n).address for n in ("ip1", "ip2"))
     draining = listed("manual", "ip1", "sn")
-    draining["drainNatIps"] = [address_path("ip2")]
     auto = nat("auto", sourceSubnetworkIpRangesToNat="LIST_OF_SUBNETWORKS")
     auto["subnetworks"] = [{"name": f"projects/{P}/regions/{R}/subnetworks/sn2"}]
+    patch(gcp, {"nats": [{**draining, "natIps": [address_path("ip1"), address_path("ip2")]}, auto]})
+    draining["drainNatIps"] = [address_path("ip2")]
     patch(gcp, {"nats": [draining, auto]})
     # No endpoint uses either NAT yet: the manual IPs serve nothing, no IP was auto-allocated.
     assert ip_info(vpc) == {"manual": [(ip1, "UNUSED", "MANUAL"), (ip2, "UNUSED", "MANUAL")], "auto": []}

@@ -2,7 +2,7 @@
 
 Three shapes: INTERNAL_MANAGED to a regional target HTTP proxy (needs an ACTIVE proxy-only
 subnet in the network and region), INTERNAL to a backend service, and PSC consumer endpoints
-(target = a service attachment, empty scheme) whose connection state compute_psc decides.
+(target = a service attachment, empty scheme) whose connection state compute_psc_connections decides.
 IPAddress is always stored as the literal IP: address users are computed from it.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runnet.emulator.gcp import compute_psc, ids, ipam
+from runnet.emulator.gcp import compute_psc_connections, ids, ipam
 from runnet.emulator.gcp.compute_common import (
     Collection,
     check_fingerprint,
@@ -29,7 +29,7 @@ from runnet.emulator.gcp.compute_lb import (
     reference,
     subnet_resources,
 )
-from runnet.emulator.gcp.compute_psc import attachment_not_found, is_psc
+from runnet.emulator.gcp.compute_psc_connections import attachment_not_found, is_psc
 from runnet.emulator.gcp.errors import GCPError, fingerprint_mismatch
 from runnet.emulator.gcp.server import Call, GCPEmulator
 from runnet.emulator.gcp.store import Resource, relative
@@ -233,11 +233,11 @@ def rule_created(call: Call, path: str, rule: Resource) -> None:
     """on_create: recheck the IP at completion, then connect a PSC endpoint to its attachment."""
     _check_ip_free(call, path, str(rule["IPAddress"]), str(rule["network"]))
     if is_psc(rule):
-        compute_psc.connect(call, path, rule)
+        compute_psc_connections.connect(call, path, rule)
 
 
 def rule_deleted(call: Call, path: str, rule: Resource) -> None:
-    compute_psc.disconnect(call, path)
+    compute_psc_connections.disconnect(call, path)
 
 
 # -- forwarding rule update methods ----------------------------------------------------------

@@ -1,18 +1,11 @@
-"""Cloud NAT, which lives inside a Router's ``nats[]``: validation, server defaults, runtime status.
+"""Cloud NAT, which lives inside a Router's ``nats[]``: validation and server defaults.
 
-Router PATCH/PUT hand every NAT entry to ``check_nats``; ``nat_status`` answers getRouterStatus
-and ``nat_ip_info`` getNatIpInfo. Test knob: ``emu.extra["nat_vm_endpoints"][(router_path,
-nat_name)] = N`` says N VM endpoints use the NAT (default 0), which drives
-``numVmEndpointsWithNatMappings``, ``minExtraNatIpsNeeded`` = max(0, ceil(N * minPorts / 64512) -
-len(natIps)) for MANUAL_ONLY, the auto-allocated IPs of AUTO_ONLY NATs, and which NAT IPs
-getNatIpInfo reports IN_USE. getNatMappingInfo lists no endpoint even then: the emulator has no
-VM instances to name.
+Router PATCH/PUT hand every NAT entry to ``check_nats``. What a NAT is doing at run time
+(getRouterStatus, getNatIpInfo, and the test knobs behind them) is in ``compute_nat_status``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runnet.emulator.gcp import ids, ipam
@@ -21,7 +14,7 @@ from runnet.emulator.gcp.compute_network import field_error
 from runnet.emulator.gcp.store import Resource, relative
 
 if TYPE_CHECKING:
-    from runnet.emulator.gcp.server import Call, GCPEmulator
+    from runnet.emulator.gcp.server import Call
 
 SOURCE_MODES = ("ALL_SUBNETWORKS_ALL_IP_RANGES", "ALL_SUBNETWORKS_ALL_PRIMARY_IP_RANGES", "LIST_OF_SUBNETWORKS")
 RANGE_OPTIONS = ("ALL_IP_RANGES", "LIST_OF_SECONDARY_IP_RANGES", "PRIMARY_IP_RANGE")
@@ -34,8 +27,6 @@ TIMEOUTS = (
     "tcpTimeWaitTimeoutSec",
     "udpIdleTimeoutSec",
 )
-PORTS_PER_IP = 64512
-"""Ports a NAT IP offers to VMs (65536 minus the 1024 well-known ports)."""
 
 
 def clean(value: Any) -> Any:
@@ -51,16 +42,11 @@ def _power_of_two(value: int) -> bool:
     return value > 0 and value & (value - 1) == 0
 
 
-def min_ports(nat: dict[str, Any]) -> int:
-    """Ports each VM gets at least: 64 by default (32 with dynamic allocation), static rounds up to 2^n."""
-    sent = nat.get("minPortsPerVm")
-    if nat.get("enableDynamicPortAllocation"):
-        return int(sent or 32)
-    return 1 << (int(sent) - 1).bit_length() if sent else 64
+def check_nats(call: Call, router: Resource, nats: list[Any], previous: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Validated NAT entries with server-filled fields; 400 naming ``resource.nats[i].<field>``.
 
-
-def check_nats(call: Call, router: Resource, nats: list[Any]) -> list[dict[str, Any]]:
-    """Validated NAT entries with server-filled fields; 400 naming ``resource.nats[i].<field>``."""
+    ``previous`` are the router's NATs before this write: what may be drained depends on them.
+    """
     out = []
     names: set[str] = set()
     for i, raw in enumerate(nats):
@@ -74,6 +60,9 @@ def check_nats(call: Call, router: Resource, nats: list[Any]) -> list[dict[str, 
             raise field_error(f"{field}.name", name, "A NAT with this name already exists in this router.")
         names.add(name)
         out.append(_check_nat(call, router, nat, field))
+    before = {n["name"]: n for n in previous}
+    for i, nat in enumerate(out):
+        _check_drain(call, nat, f"resource.nats[{i}]", before.get(nat["name"]))
     _check_coverage(out)
     _check_ip_owners(call, router, out)
     _check_network_coverage(call, router, out)
@@ -159,11 +148,46 @@ def _check_ips(call: Call, nat: dict[str, Any], field: str) -> None:
             f"{field}.natIps", "", "At least one NAT IP is required when natIpAllocateOption is MANUAL_ONLY."
         )
     active = [_address_of(call, ip, f"{field}.natIps[{j}]") for j, ip in enumerate(ips)]
-    for j, ip in enumerate(nat.get("drainNatIps") or []):
-        if _address_of(call, ip, f"{field}.drainNatIps[{j}]") in active:
-            raise field_error(f"{field}.drainNatIps[{j}]", ip, "An IP cannot be both active and draining.")
     if len(set(active)) != len(active):
         raise field_error(f"{field}.natIps", ips, "The same address is listed twice.")
+
+
+def _check_drain(call: Call, nat: dict[str, Any], field: str, before: dict[str, Any] | None) -> None:
+    """``drainNatIps``: only IPs the NAT already had, each leaving ``natIps`` in the very write that drains it.
+
+    Cloud NAT's docs: "To drain an address, you must move it from the active pool to the drain pool
+    in the same command"; the field "must be valid static external IPs that have been assigned to
+    the NAT" and is "used for updating/patching a NAT only". So a new NAT drains nothing, an IP
+    removed from ``natIps`` by an earlier write (and so released) cannot be drained later, and an
+    IP is either active or draining. Dropping an IP from ``drainNatIps`` releases it.
+    """
+    drain = nat.get("drainNatIps") or []
+    if not drain:
+        return
+    if nat["type"] != "PUBLIC" or nat.get("natIpAllocateOption") != "MANUAL_ONLY":
+        raise field_error(f"{field}.drainNatIps", drain, "Only a public NAT with MANUAL_ONLY IPs can drain IPs.")
+    if before is None:
+        raise field_error(
+            f"{field}.drainNatIps", drain, "A new NAT cannot have drain IPs: only an existing NAT's IPs can be drained."
+        )
+    active = {relative(str(ip)) for ip in nat["natIps"]}
+    known = {relative(str(ip)) for ip in [*before.get("natIps", []), *before.get("drainNatIps", [])]}
+    seen: set[str] = set()
+    for j, ip in enumerate(drain):
+        where = f"{field}.drainNatIps[{j}]"
+        path = _address_of(call, ip, where)
+        if path in active:
+            raise field_error(where, ip, "The IP is still in natIps: an IP cannot be both active and draining.")
+        if path in seen:
+            raise field_error(where, ip, "The same address is listed twice.")
+        if path not in known:
+            raise field_error(
+                where,
+                ip,
+                "The IP was not previously a NAT IP of this NAT: an IP can be drained only in the request that "
+                "removes it from natIps.",
+            )
+        seen.add(path)
 
 
 def _check_ports(nat: dict[str, Any], field: str) -> None:
@@ -253,9 +277,11 @@ def _check_ip_owners(call: Call, router: Resource, nats: list[dict[str, Any]]) -
     router_path = relative(router["selfLink"])
     owner: dict[str, str] = {}
     for i, nat in enumerate(nats):
-        for j, value in enumerate([*nat.get("natIps", []), *nat.get("drainNatIps", [])]):
+        listed = [("natIps", j, v) for j, v in enumerate(nat.get("natIps", []))]
+        listed += [("drainNatIps", j, v) for j, v in enumerate(nat.get("drainNatIps", []))]
+        for key, j, value in listed:
             path = relative(str(value))
-            where = f"resource.nats[{i}].natIps[{j}]"
+            where = f"resource.nats[{i}].{key}[{j}]"
             if path in owner and owner[path] != nat["name"]:
                 raise field_error(where, value, f"The address is already used by NAT '{owner[path]}'.")
             owner[path] = nat["name"]
@@ -266,81 +292,3 @@ def _check_ip_owners(call: Call, router: Resource, nats: list[dict[str, Any]]) -
             others = [u for u in others if u != router_path]
             if others:
                 raise field_error(where, value, f"The address is already being used by '{others[0]}'.")
-
-
-# -- runtime views: getRouterStatus, getNatIpInfo ------------------------------------------------
-
-
-@dataclass
-class NatRuntime:
-    """What a NAT is doing right now, as the knob ``nat_vm_endpoints`` makes it."""
-
-    endpoints: int
-    needed: int
-    """IPs the endpoints need: ceil(endpoints * minPorts / 64512)."""
-    user_ips: list[str]
-    user_urls: list[str]
-    drain_ips: list[str]
-    auto_ips: list[str]
-
-
-def _auto_ips(emu: GCPEmulator, key: tuple[str, str], needed: int) -> list[str]:
-    """IPs GCP allocated for an AUTO_ONLY NAT; kept across reads so they stay stable."""
-    held: dict[tuple[str, str], list[str]] = emu.extra.setdefault("nat_auto_ips", {})
-    ips = held.setdefault(key, [])
-    while len(ips) < needed:
-        ips.append(ipam.allocate_external(emu))
-    return list(ips)
-
-
-def nat_runtime(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> NatRuntime:
-    key = (router_path, nat["name"])
-    endpoints = int(emu.extra.get("nat_vm_endpoints", {}).get(key, 0))
-    needed = math.ceil(endpoints * min_ports(nat) / PORTS_PER_IP)
-
-    def ips(refs: list[str]) -> tuple[list[str], list[str]]:
-        paths = [relative(r) for r in refs]
-        found = [(p, emu.store.get(p)) for p in paths]
-        return [str(a["address"]) for _, a in found if a], [ids.self_link(p) for p, a in found if a]
-
-    user_ips, user_urls = ips(nat.get("natIps", []))
-    drain_ips, _ = ips(nat.get("drainNatIps", []))
-    auto = nat.get("natIpAllocateOption") == "AUTO_ONLY"
-    auto_ips = _auto_ips(emu, key, needed) if auto else []
-    return NatRuntime(endpoints, needed, user_ips, user_urls, drain_ips, auto_ips)
-
-
-def nat_status(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[str, Any]:
-    """One ``natStatus`` entry of getRouterStatus (empty lists omitted, as GCP does)."""
-    now = nat_runtime(emu, router_path, nat)
-    auto = nat.get("natIpAllocateOption") == "AUTO_ONLY"
-    status: dict[str, Any] = {
-        "name": nat["name"],
-        "userAllocatedNatIps": now.user_ips,
-        "userAllocatedNatIpResources": now.user_urls,
-        "autoAllocatedNatIps": now.auto_ips,
-        "drainUserAllocatedNatIps": now.drain_ips,
-        "drainAutoAllocatedNatIps": [],
-        "minExtraNatIpsNeeded": 0 if auto else max(0, now.needed - len(now.user_ips)),
-        "numVmEndpointsWithNatMappings": now.endpoints,
-    }
-    return {k: v for k, v in status.items() if v != []}
-
-
-def nat_ip_info(emu: GCPEmulator, router_path: str, nat: dict[str, Any]) -> dict[str, Any]:
-    """One ``result`` entry of getNatIpInfo: each NAT IP with its mode and usage.
-
-    An IP is IN_USE when it serves at least one endpoint: the first ``needed`` active IPs (the
-    count getRouterStatus reports), so none without endpoints. Draining IPs take no new endpoints.
-    """
-    now = nat_runtime(emu, router_path, nat)
-    active = [(ip, "AUTO") for ip in now.auto_ips] + [(ip, "MANUAL") for ip in now.user_ips]
-    mappings = [
-        {"natIp": ip, "usage": "IN_USE" if i < now.needed else "UNUSED", "mode": mode}
-        for i, (ip, mode) in enumerate(active)
-    ]
-    mappings += [{"natIp": ip, "usage": "UNUSED", "mode": "MANUAL"} for ip in now.drain_ips]
-    info: dict[str, Any] = {"natName": nat["name"]}
-    if mappings:
-        info["natIpInfoMappings"] = mappings
-    return info

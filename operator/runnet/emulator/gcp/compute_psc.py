@@ -1,19 +1,19 @@
-"""Private Service Connect: service attachments and the state of their consumer connections.
+"""Private Service Connect service attachments: insert, get, list, delete, patch.
 
-Each PSC consumer forwarding rule (compute_forwarding) is bound to its attachment in
-``emu.extra["psc_bindings"]`` (creation order, NAT IP). Its state lives in the rule's
-``pscConnectionStatus`` and is decided by ``settle`` only, from the attachment's accept/reject
-policy, so the attachment's ``connectedEndpoints`` and the rule always agree.
+What an attachment's consumer connections are doing (policy, NAT IPs) is in ``compute_psc_connections``.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from runnet.emulator.gcp import ids, ipam
 from runnet.emulator.gcp.compute_common import Collection, must_exist, refresh_fingerprint, register_crud, resolve, url
 from runnet.emulator.gcp.compute_lb import base_fields, echo, field_error, reference, register_updates
-from runnet.emulator.gcp.errors import GCPError, invalid
+from runnet.emulator.gcp.compute_psc_connections import LIST_KEYS, attachment_not_found, bindings, is_psc, settle
+from runnet.emulator.gcp.compute_psc_nat import DEFAULT_PROPAGATED_LIMIT, capacity, held, per_endpoint
+from runnet.emulator.gcp.errors import invalid
 from runnet.emulator.gcp.server import Call, GCPEmulator
 from runnet.emulator.gcp.store import Resource, relative
 
@@ -38,128 +38,6 @@ SERVICE_ATTACHMENT = _Attachments(
     "compute.serviceAttachments",
 )
 
-_LIST_KEYS = ("projectIdOrNum", "networkUrl", "endpointUrl")
-
-
-def attachment_not_found(path: str) -> GCPError:
-    return GCPError(404, "notFound", f'serviceAttachment "{path}" not found')
-
-
-def is_psc(rule: Resource) -> bool:
-    return "/serviceAttachments/" in str(rule.get("target", ""))
-
-
-# -- PSC connections ------------------------------------------------------------------------------
-
-
-def _bindings(emu: GCPEmulator) -> dict[str, dict[str, Any]]:
-    """Rule path -> {attachment, attachmentId, seq, natIp}: which endpoints an attachment serves."""
-    return emu.extra.setdefault("psc_bindings", {})  # type: ignore[no-any-return]
-
-
-def _matches(entry: str, project: str, network: str, rule: Resource) -> bool:
-    """Does one accept/reject list value name this consumer (project id or number, network, endpoint)?"""
-    if "/forwardingRules/" in entry:
-        return relative(entry) in (relative(rule["selfLink"]), relative(rule["selfLinkWithId"]))
-    if "/networks/" in entry:
-        return relative(entry) == relative(network)
-    return entry in (project, ids.project_number(project))
-
-
-def _accept_index(attachment: Resource, project: str, rule: Resource) -> int | None:
-    for i, entry in enumerate(attachment.get("consumerAcceptLists") or []):
-        value = next((str(entry[k]) for k in _LIST_KEYS if entry.get(k)), "")
-        if _matches(value, project, str(rule.get("network", "")), rule):
-            return i
-    return None
-
-
-def _decide(attachment: Resource, rule_path: str, rule: Resource, accepted: dict[int, int]) -> str:
-    """The state one endpoint gets under the attachment's current policy."""
-    if attachment.get("connectionPreference") == "ACCEPT_AUTOMATIC":
-        return "ACCEPTED"
-    project = rule_path.split("/")[1]
-    network = str(rule.get("network", ""))
-    if any(_matches(str(e), project, network, rule) for e in attachment.get("consumerRejectLists") or []):
-        return "REJECTED"
-    index = _accept_index(attachment, project, rule)
-    if index is None:
-        return "PENDING"
-    limit = int((attachment["consumerAcceptLists"][index]).get("connectionLimit") or 0)
-    if accepted.get(index, 0) >= limit:
-        return "PENDING"
-    accepted[index] = accepted.get(index, 0) + 1
-    return "ACCEPTED"
-
-
-def settle(
-    emu: GCPEmulator,
-    attachment_path: str,
-    *,
-    fresh: dict[str, Resource] | None = None,
-    reconcile: bool = False,
-) -> None:
-    """Re-decide endpoint states after an endpoint arrives (``fresh``) or the policy changes.
-
-    PENDING endpoints are always re-decided; ACCEPTED/REJECTED ones only with ``reconcile``
-    (GCE's reconcileConnections). Connection limits count ACCEPTED endpoints in creation order,
-    kept ones first.
-    """
-    attachment = emu.store.get(attachment_path)
-    if attachment is None:
-        return
-    fresh = fresh or {}
-    bound = sorted((b["seq"], path) for path, b in _bindings(emu).items() if b["attachment"] == attachment_path)
-    rules = [(path, fresh.get(path) or emu.store.get(path)) for _, path in bound]
-    accepted: dict[int, int] = {}
-    revisit = []
-    for path, rule in rules:
-        if rule is None:
-            continue
-        status = rule.get("pscConnectionStatus")
-        if path in fresh or reconcile or status == "PENDING":
-            revisit.append((path, rule))
-        elif status == "ACCEPTED":
-            index = _accept_index(attachment, path.split("/")[1], rule)
-            if index is not None:
-                accepted[index] = accepted.get(index, 0) + 1
-    for path, rule in revisit:
-        rule["pscConnectionStatus"] = _decide(attachment, path, rule, accepted)
-
-
-def _nat_ip(emu: GCPEmulator, attachment: Resource) -> str:
-    """A NAT IP for a new connection, from the attachment's first NAT subnet."""
-    taken = {b["natIp"] for b in _bindings(emu).values()}
-    subnet = emu.store.get(relative(attachment["natSubnets"][0]))
-    hosts = ipam.usable_hosts(ipam.subnet_range(subnet)) if subnet else iter(())
-    ip = next((h for h in hosts if h not in taken), None)
-    if ip is None:
-        raise GCPError(400, "ipSpaceExhausted", "The NAT subnetworks of the service attachment are full.")
-    return ip
-
-
-def connect(call: Call, path: str, rule: Resource) -> None:
-    """A new PSC endpoint: bind it to its attachment (in creation order) and decide its state."""
-    target = relative(str(rule["target"]))
-    attachment = call.emu.store.get(target)
-    if attachment is None:
-        raise attachment_not_found(target)
-    seq = int(call.emu.extra.get("psc_seq", 0)) + 1
-    call.emu.extra["psc_seq"] = seq
-    _bindings(call.emu)[path] = {
-        "attachment": target,
-        "attachmentId": attachment["id"],
-        "seq": seq,
-        "natIp": _nat_ip(call.emu, attachment),
-    }
-    settle(call.emu, target, fresh={path: rule})
-
-
-def disconnect(call: Call, path: str) -> None:
-    """A PSC endpoint is gone: its attachment no longer lists it."""
-    _bindings(call.emu).pop(path, None)
-
-
 # -- service attachments --------------------------------------------------------------------------
 
 
@@ -183,7 +61,7 @@ def _consumer_lists(body: dict[str, Any]) -> None:
     """Accept entries name one consumer each; projects, networks and endpoints cannot be mixed."""
     kinds = set()
     for i, entry in enumerate(body.get("consumerAcceptLists") or []):
-        keys = [k for k in _LIST_KEYS if isinstance(entry, dict) and entry.get(k)]
+        keys = [k for k in LIST_KEYS if isinstance(entry, dict) and entry.get(k)]
         if len(keys) != 1:
             raise field_error(
                 f"consumerAcceptLists[{i}]", entry, "Exactly one of projectIdOrNum, networkUrl or endpointUrl."
@@ -201,6 +79,48 @@ def _consumer_lists(body: dict[str, Any]) -> None:
         )
 
 
+def _count(body: dict[str, Any], field: str, allowed: range) -> None:
+    """An unsigned count field: an integer in ``allowed`` when sent."""
+    value = body.get(field)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise field_error(field, value, "Must be a non-negative integer.")
+    if int(value) not in allowed:
+        raise field_error(field, value, f"Must be between {allowed.start} and {allowed.stop - 1}.")
+    body[field] = int(value)
+
+
+def _bound(call: Call, old: Resource) -> list[dict[str, Any]]:
+    """The bindings (NAT IPs) of the consumer endpoints of attachment ``old``."""
+    path = relative(old["selfLink"])
+    return [b for b in bindings(call.emu).values() if b["attachment"] == path and b["attachmentId"] == old["id"]]
+
+
+def _check_nat_change(call: Call, old: Resource, new: Resource) -> None:
+    """What a PATCH may not do to NAT IPs in use: drop a NAT subnet holding some, or outgrow the subnets.
+
+    natIpsPerEndpoint can only grow (1 to 2), and only if the NAT subnets can give every accepted
+    endpoint and propagated connection its extra IPs ("Insufficient IPv4 capacity on NAT
+    subnetworks for the requested Service Attachment update", release note of 2026-10-07).
+    """
+    bound = _bound(call, old)
+    in_use = [ip for b in bound for ip in held(b)]
+    for ref in set(old.get("natSubnets", [])) - set(new["natSubnets"]):
+        subnet = call.emu.store.get(relative(ref))
+        net = ipam.subnet_range(subnet) if subnet else None
+        if net is not None and any(ipaddress.IPv4Address(ip) in net for ip in in_use):
+            raise field_error(
+                "natSubnets", ref, "A NAT subnetwork cannot be removed while connected endpoints use its IP addresses."
+            )
+    before, after = per_endpoint(old), per_endpoint(new)
+    if after < before:
+        raise field_error("natIpsPerEndpoint", after, f"It cannot be decreased (it is {before}).")
+    extra = (after - before) * sum(1 + len(b.get("propagated", [])) for b in bound if b.get("natIps"))
+    if extra > capacity(call.emu, new) - len(in_use):
+        raise invalid("Insufficient IPv4 capacity on NAT subnetworks for the requested Service Attachment update.")
+
+
 def build_attachment(call: Call, body: dict[str, Any], path: str) -> Resource:
     preference = body.get("connectionPreference")
     if preference not in ("ACCEPT_AUTOMATIC", "ACCEPT_MANUAL"):
@@ -215,14 +135,20 @@ def build_attachment(call: Call, body: dict[str, Any], path: str) -> Resource:
     if not nat:
         raise field_error("natSubnets", "", "At least one NAT subnetwork is required.")
     _consumer_lists(body)
+    _count(body, "natIpsPerEndpoint", range(1, 3))
+    _count(body, "propagatedConnectionLimit", range(2**32))
     attachment: Resource = {
         **base_fields(call, SERVICE_ATTACHMENT, path),
         "enableProxyProtocol": False,
+        "propagatedConnectionLimit": DEFAULT_PROPAGATED_LIMIT,
         **echo(body),
         "targetService": url(target),
         "natSubnets": [url(n) for n in nat],
         "pscServiceAttachmentId": {"high": ids.numeric_id(), "low": ids.numeric_id()},
     }
+    old = call.emu.store.get(path)  # the current version, when this is a PATCH
+    if old is not None:
+        _check_nat_change(call, old, attachment)
     refresh_fingerprint(attachment)
     return attachment
 
@@ -232,7 +158,7 @@ def render_attachment(call: Call, attachment: Resource) -> Resource:
     path = relative(attachment["selfLink"])
     bound = sorted(
         (b["seq"], rule_path, b)
-        for rule_path, b in _bindings(call.emu).items()
+        for rule_path, b in bindings(call.emu).items()
         if b["attachment"] == path and b["attachmentId"] == attachment["id"]
     )
     endpoints = []
@@ -240,17 +166,16 @@ def render_attachment(call: Call, attachment: Resource) -> Resource:
         rule = call.emu.store.get(rule_path)
         if rule is None:
             continue
-        endpoints.append(
-            {
-                "endpoint": url(rule_path),
-                "endpointWithId": rule["selfLinkWithId"],
-                "pscConnectionId": rule["pscConnectionId"],
-                "status": rule.get("pscConnectionStatus", "PENDING"),
-                "consumerNetwork": rule["network"],
-                "natIps": [binding["natIp"]],
-                "propagatedConnectionCount": 0,
-            }
-        )
+        endpoint = {
+            "endpoint": url(rule_path),
+            "endpointWithId": rule["selfLinkWithId"],
+            "pscConnectionId": rule["pscConnectionId"],
+            "status": rule.get("pscConnectionStatus", "PENDING"),
+            "consumerNetwork": rule["network"],
+            "natIps": held(binding),
+            "propagatedConnectionCount": len(binding.get("propagated", [])),
+        }
+        endpoints.append({k: v for k, v in endpoint.items() if v != []})
     return {**attachment, "connectedEndpoints": endpoints} if endpoints else attachment
 
 
@@ -266,12 +191,12 @@ def attachment_users(call: Call, path: str, attachment: Resource) -> list[str]:
 
 def attachment_deleted(call: Call, path: str, attachment: Resource) -> None:
     """The producer closed the service: its endpoints stay, with status CLOSED."""
-    bindings = _bindings(call.emu)
-    for rule_path in [p for p, b in bindings.items() if b["attachment"] == path]:
+    bound = bindings(call.emu)
+    for rule_path in [p for p, b in bound.items() if b["attachment"] == path]:
         rule = call.emu.store.get(rule_path)
         if rule is not None:
             rule["pscConnectionStatus"] = "CLOSED"
-        del bindings[rule_path]
+        del bound[rule_path]
 
 
 def attachment_patched(call: Call, path: str, attachment: Resource) -> None:

@@ -1,6 +1,6 @@
 """Cloud Routers: insert/get/list/delete, PATCH (merge), PUT (replace) and the NAT runtime views.
 
-The runtime views are getRouterStatus, getNatIpInfo and getNatMappingInfo (``compute_nat``).
+The runtime views are getRouterStatus, getNatIpInfo and getNatMappingInfo (``compute_nat_status``).
 
 Routers have no fingerprint, so PATCH has no optimistic lock (NOTES.md section 7). PATCH merges
 top-level fields: a field that is present replaces the stored one, ``nats`` included (the whole
@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from runnet.emulator.gcp import ids
 from runnet.emulator.gcp.compute_common import Collection, base_fields, register_crud
-from runnet.emulator.gcp.compute_nat import check_nats, clean, nat_ip_info, nat_status
+from runnet.emulator.gcp.compute_nat import check_nats, clean
+from runnet.emulator.gcp.compute_nat_status import nat_ip_info, nat_status
 from runnet.emulator.gcp.compute_network import field_error, referenced
 from runnet.emulator.gcp.errors import not_found
 from runnet.emulator.gcp.store import Resource, relative
@@ -58,7 +59,7 @@ def updated_router(call: Call, current: Resource, body: Any, *, replace: bool) -
         if value == []:
             router.pop(key, None)  # an explicit empty list clears the field
         elif key == "nats":
-            router["nats"] = check_nats(call, router, value)
+            router["nats"] = check_nats(call, router, value, current.get("nats", []))
         elif key == "bgp":
             router["bgp"] = _bgp(value)
         else:
