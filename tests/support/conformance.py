@@ -67,6 +67,7 @@ OTHER_MUST_HAVE: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "cloudresourcemanager": {"Project": ("projectId", "projectNumber", "lifecycleState", "name", "createTime")},
     "serviceusage": {"GoogleApiServiceusageV1Service": ("name", "parent", "state", "config"), "Operation": ("name",)},
+    "iamcredentials": {"GenerateAccessTokenResponse": ("accessToken", "expireTime")},
 }
 
 
