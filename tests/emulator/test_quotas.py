@@ -214,6 +214,14 @@ def test_each_part_of_a_batch_counts(gcp: GCPEmulator) -> None:
     assert refused[0].response_body["error"]["errors"][0]["reason"] == "rateLimitExceeded"
 
 
+def test_quotas_set_on_a_running_emulator(gcp: GCPEmulator, clients: Clients) -> None:
+    gcp.config.quotas = {"list": 1}  # an alias, as a test may set it after start
+    list(clients.networks.list(project=P))
+    with pytest.raises(gexc.Forbidden, match="List requests per minute"):
+        list(clients.networks.list(project=P))
+    assert gcp.config.quotas == {"compute/list_requests": 1, "compute/list_requests_per_region": 1}
+
+
 def test_quotas_are_off_by_default(gcp: GCPEmulator) -> None:
     with requests.Session() as session:
         url = f"{gcp.base_url}/compute/v1/projects/{P}/global/networks/vpc"

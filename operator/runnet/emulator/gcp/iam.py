@@ -181,9 +181,11 @@ class Tokens:
         self._tokens: dict[str, Token] = {}
         self._lock = threading.Lock()
 
-    def issue(self, principal: str, expires_at: float) -> str:
+    def issue(self, principal: str, expires_at: float, now: float) -> str:
         token = "ya29.emulator." + secrets.token_urlsafe(32)
         with self._lock:
+            if len(self._tokens) >= 4096:  # forget long-expired tokens (an hour past: no one sends them)
+                self._tokens = {t: v for t, v in self._tokens.items() if v.expires_at > now - 3600}
             self._tokens[token] = Token(principal, expires_at)
         return token
 

@@ -88,7 +88,7 @@ async def generate_access_token(call: Call) -> Any:
     _authorize(call, chain, target)
     now = call.emu.config.clock()
     expires = int(now) + lifetime
-    token = call.emu.tokens.issue(f"serviceAccount:{target}", float(expires))
+    token = call.emu.tokens.issue(f"serviceAccount:{target}", float(expires), now)
     expire_time = dt.datetime.fromtimestamp(expires, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"accessToken": token, "expireTime": expire_time}
 

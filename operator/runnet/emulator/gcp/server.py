@@ -234,7 +234,7 @@ class GCPEmulator:
         try:
             call.principal = self.tokens.principal(incoming.headers, self.config.default_principal, at)
             if route.quota_group and self.config.quotas is not None:
-                self.quotas.charge(self.config.quotas, route.quota_group, call.scope_project, call.scope_region, at)
+                self.quotas.charge(self._quota_limits(), route.quota_group, call.scope_project, call.scope_region, at)
             call.body = self._json_body(route, incoming)
             response = await self._handle(route, call)
         except GCPError as exc:
@@ -263,6 +263,13 @@ class GCPEmulator:
             )
         )
         return status, response
+
+    def _quota_limits(self) -> dict[str, int]:
+        """The configured sizes by group id (aliases set on a running emulator's config resolved once)."""
+        limits = self.config.quotas or {}
+        if not limits.keys() <= quota.GROUPS.keys():
+            limits = self.config.quotas = quota.normalise(limits)
+        return limits
 
     def scope(self, route: Route, params: dict[str, str], incoming: Incoming) -> tuple[str, str]:
         """(project, region) of a call as its path (or regional endpoint) names them; "" when none."""
