@@ -46,6 +46,35 @@ def emulator() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="File listing the IAM permissions callers hold (one a line); others get 403.",
 )
+@click.option(
+    "--iam-policy",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML file: principal -> project -> permissions or roles (and custom roles under 'roles:').",
+)
+@click.option(
+    "--principal",
+    default=None,
+    metavar="MEMBER",
+    help="Who calls without a token the emulator issued [default: serviceAccount:runnet-operator@runnet-system...].",
+)
+@click.option(
+    "--quota",
+    "quotas",
+    multiple=True,
+    metavar="GROUP=N",
+    help="Enforce a rate quota of N calls a minute per project (and region) on GROUP, e.g. 'read=3'. Repeatable.",
+)
+@click.option(
+    "--quota-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML file of GROUP: N rate quotas ('defaults: gcp' starts from GCP's default sizes).",
+)
+@click.option("--gcp-quotas", is_flag=True, help="Enforce every rate quota group at GCP's default size.")
+@click.option(
+    "--request-log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Append one JSON line per request to this file (time, principal, method, project, status...).",
+)
 @click.option("--seed", type=int, default=None, help="Seed for fault injection and jitter.")
 def emulator_gcp(
     host: str,
@@ -54,10 +83,17 @@ def emulator_gcp(
     jitter: float,
     faults: tuple[str, ...],
     allow_permissions: Path | None,
+    iam_policy: Path | None,
+    principal: str | None,
+    quotas: tuple[str, ...],
+    quota_file: Path | None,
+    gcp_quotas: bool,
+    request_log: Path | None,
     seed: int | None,
 ) -> None:
-    """Serve Compute Engine v1, Cloud Run Admin v1 and v2, projects and services from memory until interrupted."""
-    from runnet.emulator.gcp import EmulatorConfig, Fault, GCPEmulator
+    """Serve Compute Engine v1, Cloud Run Admin v1 and v2, projects, services and IAM Credentials from memory."""
+    from runnet.emulator.gcp import EmulatorConfig, Fault, GCPEmulator, quota
+    from runnet.emulator.gcp.iam import DEFAULT_PRINCIPAL, IamPolicy
 
     try:
         parsed = [Fault.parse(f) for f in faults]
@@ -66,11 +102,29 @@ def emulator_gcp(
     allowed = None
     if allow_permissions is not None:
         allowed = {line.strip() for line in allow_permissions.read_text().splitlines() if line.strip()}
+    policy = None
+    if iam_policy is not None:
+        try:
+            policy = IamPolicy.load(iam_policy)
+        except (ValueError, OSError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--iam-policy") from exc
+    limits: dict[str, int] | None = quota.gcp_defaults() if gcp_quotas else None
+    try:
+        if quota_file is not None:
+            limits = {**(limits or {}), **quota.load_file(quota_file)}
+        if quotas:
+            limits = {**(limits or {}), **quota.normalise(dict(quota.parse_assignment(q) for q in quotas))}
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--quota") from exc
     config = EmulatorConfig(
         operation_latency=latency,
         latency_jitter=jitter,
         faults=parsed,
         allowed_permissions=allowed,
+        iam_policy=policy,
+        default_principal=principal or DEFAULT_PRINCIPAL,
+        quotas=limits,
+        request_log_path=request_log,
         seed=seed,
     )
 

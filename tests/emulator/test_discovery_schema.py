@@ -193,7 +193,16 @@ def test_error_shapes() -> None:
     run_404 = {"error": {"code": 404, "message": "m", "status": "NOT_FOUND"}}
     assert conformance.entry_problems(entry("compute.routers.get", compute_404, status=404)) == []
     assert conformance.entry_problems(entry("run.projects.locations.services.get", run_404, status=404)) == []
-    assert any("unknown field in a compute error" in p for p in conformance.error_problems("compute", 404, run_404))
+    assert any("non-empty errors[]" in p for p in conformance.error_problems("compute", 404, run_404))
+    # Google's front end adds a google.rpc status to Compute errors (rate quotas, expired tokens).
+    with_status = {"error": {**compute_404["error"], "status": "NOT_FOUND"}}
+    assert conformance.error_problems("compute", 404, with_status) == []
+    wrong_status = {"error": {**compute_404["error"], "status": "PERMISSION_DENIED"}}
+    assert any(
+        "not a google.rpc code for HTTP 404" in p for p in conformance.error_problems("compute", 404, wrong_status)
+    )
+    unknown = {"error": {**compute_404["error"], "reason": "notFound"}}
+    assert any("unknown field in a compute error" in p for p in conformance.error_problems("compute", 404, unknown))
     assert any(
         "non-empty errors[]" in p
         for p in conformance.error_problems("compute", 404, {"error": {"code": 404, "message": "m"}})

@@ -27,6 +27,8 @@ from tests.support import conformance
         ("serviceusage", "serviceusage.operations.get"),
         *(("compute", f"compute.firewalls.{m}") for m in ("insert", "get", "list", "patch", "delete")),
         ("compute", "compute.subnetworks.patch"),
+        # What google-auth's impersonated credentials call (issue 9).
+        ("iamcredentials", "iamcredentials.projects.serviceAccounts.generateAccessToken"),
     ],
 )
 def test_methods_gcloud_recipes_call_are_served(api: str, method_id: str) -> None:
@@ -116,3 +118,12 @@ def test_projects_and_service_usage_answers_are_checked() -> None:
     bad_state = {"name": "projects/1/services/run.googleapis.com", "parent": "projects/1", "config": {}, "state": "ON"}
     problems = conformance.entry_problems(entry("serviceusage", "serviceusage.services.get", bad_state))
     assert any("'ON' is not one of the enum values" in p for p in problems), problems
+
+
+def test_iam_credentials_answers_are_checked() -> None:
+    method_id = "iamcredentials.projects.serviceAccounts.generateAccessToken"
+    good = {"accessToken": "ya29.x", "expireTime": "2026-01-01T01:00:00Z"}
+    assert conformance.entry_problems(entry("iamcredentials", method_id, good)) == []
+    problems = conformance.entry_problems(entry("iamcredentials", method_id, {"accessToken": "ya29.x", "token": "t"}))
+    assert any("missing output field 'expireTime'" in p for p in problems), problems
+    assert any("unknown field" in p for p in problems), problems

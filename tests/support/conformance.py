@@ -67,6 +67,7 @@ OTHER_MUST_HAVE: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "cloudresourcemanager": {"Project": ("projectId", "projectNumber", "lifecycleState", "name", "createTime")},
     "serviceusage": {"GoogleApiServiceusageV1Service": ("name", "parent", "state", "config"), "Operation": ("name",)},
+    "iamcredentials": {"GenerateAccessTokenResponse": ("accessToken", "expireTime")},
 }
 
 
@@ -196,14 +197,16 @@ def error_problems(api: str, status: int, body: Any) -> list[str]:
         problems.append(f"$.error.code: {error.get('code')!r} differs from the HTTP status {status}")
     if not isinstance(error.get("message"), str) or not error["message"]:
         problems.append("$.error.message: missing or empty")
-    allowed = {"code", "message", "errors", "details"} if api == "compute" else {"code", "message", "status", "details"}
+    # Compute's own errors have no status; those of Google's front end (rate quotas, expired
+    # tokens) do, as in every google.rpc-style API.
+    allowed = {"code", "message", "status", "details"} | ({"errors"} if api == "compute" else set())
     problems += [f"$.error.{k}: unknown field in a {api} error" for k in error if k not in allowed]
     details = error.get("details", [])
     if not isinstance(details, list) or not all(isinstance(d, dict) and "@type" in d for d in details):
         problems.append("$.error.details: a list of objects that each carry '@type'")
     if api == "compute":
         problems += _compute_error_items(error.get("errors"))
-    elif error.get("status") not in RPC_STATUS.get(status, frozenset()):
+    if (api != "compute" or "status" in error) and error.get("status") not in RPC_STATUS.get(status, frozenset()):
         problems.append(f"$.error.status: {error.get('status')!r} is not a google.rpc code for HTTP {status}")
     return problems
 

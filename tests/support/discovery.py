@@ -1,7 +1,8 @@
 """Google's discovery documents and a validator for response bodies.
 
 One document per API the emulator serves: Compute v1, Cloud Run Admin v2 and v1, Cloud Resource
-Manager v1, Service Usage v1 (the ``api`` of a route or log entry names it).
+Manager v1, Service Usage v1, IAM Service Account Credentials v1 (the ``api`` of a route or log
+entry names it).
 
 The documents come from the installed google-api-python-client package, the same schema the
 official clients are generated from. The validator is strict where clients are: unknown fields,
@@ -67,6 +68,7 @@ DOCUMENTS = {
     "run.v1": "run.v1.json",
     "cloudresourcemanager": "cloudresourcemanager.v1.json",
     "serviceusage": "serviceusage.v1.json",
+    "iamcredentials": "iamcredentials.v1.json",
 }
 """The emulator's ``Api`` names and their documents (``run`` is Cloud Run Admin v2)."""
 

@@ -68,10 +68,10 @@ def parse(incoming: Incoming) -> list[tuple[str, Incoming]]:
         raise _bad("the batch has no parts")
     if len(parts) > MAX_PARTS:
         raise _bad(f"a batch may hold at most {MAX_PARTS} calls, this one has {len(parts)}")
-    return [(str(part.get("Content-ID", "")), _request(part, incoming.host)) for part in parts]
+    return [(str(part.get("Content-ID", "")), _request(part, incoming)) for part in parts]
 
 
-def _request(part: email.message.Message, outer_host: str) -> Incoming:
+def _request(part: email.message.Message, outer: Incoming) -> Incoming:
     """An ``application/http`` part: request line, headers, blank line, body."""
     if part.get_content_type() != "application/http":
         raise _bad(f"each part must be application/http, got '{part.get_content_type()}'")
@@ -86,13 +86,17 @@ def _request(part: email.message.Message, outer_host: str) -> Incoming:
     path, query, host = split_target(words[1])
     body = inner.get_payload()
     raw = body.strip().encode() if isinstance(body, str) else b""
+    headers = {k: str(v) for k, v in inner.items()}
+    if not any(k.lower() == "authorization" for k in headers):
+        # A part without credentials of its own is made with the batch request's (Google's rule).
+        headers.update({k: v for k, v in outer.headers.items() if k.lower() == "authorization"})
     return Incoming(
         method=words[0].upper(),
         path=path,
         query=query,
-        host=host or str(inner.get("Host") or outer_host),
+        host=host or str(inner.get("Host") or outer.host),
         raw=raw,
-        headers={k: str(v) for k, v in inner.items()},
+        headers=headers,
         batched=True,
     )
 

@@ -1,11 +1,16 @@
-"""Emulator settings: operation latency, injected faults, and the IAM permissions a caller holds."""
+"""Emulator settings: operation latency, injected faults, IAM grants, rate quotas, the request log."""
 
 from __future__ import annotations
 
 import fnmatch
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
+
+from runnet.emulator.gcp import quota
+from runnet.emulator.gcp.clock import Clock, system_clock
+from runnet.emulator.gcp.iam import DEFAULT_PRINCIPAL, IamPolicy
 
 FaultKind = Literal["429", "500", "503", "operation"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("429", "500", "503", "operation")
@@ -51,13 +56,32 @@ class EmulatorConfig:
     """Up to this many extra seconds, drawn uniformly per operation."""
     faults: list[Fault] = field(default_factory=list)
     allowed_permissions: set[str] | None = None
-    """When set, calls needing any other permission get 403 naming it."""
+    """When set, the default principal holds these permissions in every project (and no other)."""
+    iam_policy: IamPolicy | None = None
+    """Grants per principal and project (``iam``); with ``allowed_permissions``, IAM is enforced."""
+    default_principal: str = DEFAULT_PRINCIPAL
+    """Who calls without an access token the emulator issued (``iam``)."""
+    max_token_lifetime: int = 3600
+    """Longest ``lifetime`` generateAccessToken grants, in seconds (GCP: 1 hour unless an org policy says 12)."""
+    quotas: dict[str, int] | None = None
+    """Rate quota sizes per minute by group (``quota``: ids or aliases like ``read``); None: no quotas.
+    ``quota.gcp_defaults()`` gives every group GCP's default size."""
+    clock: Clock = system_clock
+    """Wall-clock seconds for quota windows, token expiry and log times (``clock.ManualClock`` in tests)."""
+    request_log_path: Path | str | None = None
+    """Also write one JSON line per request to this file (flushed at once)."""
     seed: int | None = None
     nat_ip_prefix: str = "34.146"
     """External addresses are allocated from this /16 (the reference topology's region uses 34.146)."""
 
     def __post_init__(self) -> None:
         self.random = random.Random(self.seed)
+        if self.quotas is not None:
+            self.quotas = quota.normalise(self.quotas)
+
+    @property
+    def iam_enforced(self) -> bool:
+        return self.allowed_permissions is not None or self.iam_policy is not None
 
     def pick_fault(self, permission: str, *, mutating: bool, method_id: str = "") -> FaultKind | None:
         """A fault for this call, if any: globs match the IAM permission or the discovery method id."""

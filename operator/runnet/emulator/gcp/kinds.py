@@ -14,6 +14,7 @@ from runnet.emulator.gcp import (
     compute_region,
     compute_router,
     compute_subnet_expand,
+    iam_credentials,
     operation_routes,
     projects,
     run,
@@ -38,4 +39,5 @@ REGISTRARS: list[Callable[[GCPEmulator], None]] = [
     run_v1.register,
     projects.register,
     service_usage.register,
+    iam_credentials.register,
 ]

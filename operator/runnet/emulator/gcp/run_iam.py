@@ -103,8 +103,8 @@ async def held_permissions(find: Find, call: Call) -> Any:
     (whether it may set its IAM policy), so Cloud Run answers from the project's permissions.
     """
     asked = _body(call).get("permissions") or []
-    allowed = call.emu.config.allowed_permissions
-    held = [p for p in asked if allowed is None or p in allowed]
+    scopes = ["*", call.scope_project]
+    held = [p for p in asked if call.emu.allows(call.principal, str(p), scopes)]
     return {"permissions": held} if held else {}
 
 

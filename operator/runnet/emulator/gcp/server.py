@@ -5,6 +5,11 @@ Resource kinds live in their own modules (``compute_network``, ``compute_lb``, `
 ``emu.route(...)``. One catch-all aiohttp handler matches requests against that route table
 itself, so a Compute batch part (``batch``) is dispatched exactly like a direct request, and
 the emulator can also serve as gcloud's HTTP proxy (``wire``).
+
+Every call, however it arrived, goes through the same steps in ``serve``: whom its token stands
+for (``iam``: an expired token is a 401), its rate quota (``quota``: charged before anything
+else, as Google's front end does), its body, then in ``_handle`` the caller's IAM permission,
+injected faults, the region check, ``requestId`` replays and the handler; then the request log.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aiohttp import web
 
-from runnet.emulator.gcp import batch, ids, wire
+from runnet.emulator.gcp import batch, iam, ids, quota, wire
 from runnet.emulator.gcp.compute_region import check_region
 from runnet.emulator.gcp.config import EmulatorConfig
 from runnet.emulator.gcp.errors import GCPError, permission_denied
@@ -38,7 +43,7 @@ from runnet.emulator.gcp.store import Resource, Store
 from runnet.emulator.gcp.wire import Incoming, compile_pattern, google_urls
 from runnet.emulator.threads import ServerThread
 
-Api = Literal["compute", "run", "run.v1", "cloudresourcemanager", "serviceusage"]
+Api = Literal["compute", "run", "run.v1", "cloudresourcemanager", "serviceusage", "iamcredentials"]
 """Which API (and discovery document) a route belongs to; ``run`` is Cloud Run Admin v2."""
 Handler = Callable[["Call"], Awaitable[Any]]
 
@@ -57,9 +62,12 @@ class Route:
     mutating: bool
     api: Api
     handler: Handler
+    quota_group: str | None = field(init=False, default=None)
+    """The rate quota group calls to this route count against (None: not counted)."""
 
     def __post_init__(self) -> None:
         self._regex = compile_pattern(self.pattern)
+        self.quota_group = quota.classify(self.api, self.method_id, self.pattern, self.mutating)
 
     def match(self, incoming: Incoming) -> dict[str, str] | None:
         if incoming.method != self.method:
@@ -78,6 +86,10 @@ class Call:
         self.params = params
         self.query = incoming.query
         self.body: Any = body
+        self.principal = ""
+        """Who makes the call (``iam``); set before the handler runs."""
+        self.scope_project, self.scope_region = emu.scope(route, params, incoming)
+        """The project and region the call is charged to and authorised in (as the path names them)."""
 
     @property
     def project(self) -> str:
@@ -145,7 +157,9 @@ class GCPEmulator:
         self.config = config or EmulatorConfig()
         self.store = Store()
         self.operations = Operations()
-        self.log = RequestLog()
+        self.log = RequestLog(self.config.request_log_path)
+        self.quotas = quota.RateQuotas()
+        self.tokens = iam.Tokens()
         self.routes: list[Route] = []
         self.app = web.Application(client_max_size=32 * 1024 * 1024, middlewares=[_tunnels])
         self._runner: web.AppRunner | None = None
@@ -209,16 +223,20 @@ class GCPEmulator:
 
     async def serve(self, incoming: Incoming) -> tuple[int, Any]:
         """One API call (direct, proxied or a batch part): its HTTP status and JSON body, logged."""
+        started, at = time.monotonic(), self.config.clock()
         self.operations.tick()
         found = self.match(incoming)
         if found is None:
-            return self._unknown(incoming)
+            return self._unknown(incoming, at)
         route, params = found
-        body: Any = None
+        call = Call(self, route, incoming, params, None)
         status, response = 200, None
         try:
-            body = self._json_body(route, incoming)
-            response = await self._handle(route, Call(self, route, incoming, params, body))
+            call.principal = self.tokens.principal(incoming.headers, self.config.default_principal, at)
+            if route.quota_group and self.config.quotas is not None:
+                self.quotas.charge(self._quota_limits(), route.quota_group, call.scope_project, call.scope_region, at)
+            call.body = self._json_body(route, incoming)
+            response = await self._handle(route, call)
         except GCPError as exc:
             status = exc.code
             response = exc.compute_body() if route.api == "compute" else exc.run_body()
@@ -232,13 +250,65 @@ class GCPEmulator:
                 permission=route.permission,
                 mutating=route.mutating,
                 api=route.api,
-                request_body=body,
+                request_body=call.body,
                 response_body=response,
+                at=at,
                 host=incoming.host,
                 batched=incoming.batched,
+                principal=call.principal,
+                project=call.scope_project,
+                region=call.scope_region,
+                quota_group=route.quota_group or "",
+                latency=time.monotonic() - started,
             )
         )
         return status, response
+
+    def _quota_limits(self) -> dict[str, int]:
+        """The configured sizes by group id (aliases set on a running emulator's config resolved once)."""
+        limits = self.config.quotas or {}
+        if not limits.keys() <= quota.GROUPS.keys():
+            limits = self.config.quotas = quota.normalise(limits)
+        return limits
+
+    def scope(self, route: Route, params: dict[str, str], incoming: Incoming) -> tuple[str, str]:
+        """(project, region) of a call as its path (or regional endpoint) names them; "" when none."""
+        if route.api == "iamcredentials":
+            return iam.service_account_project(params.get("account", "")) or "", ""
+        name = params.get("project") or params.get("namespace") or ""
+        if name.isdigit():
+            from runnet.emulator.gcp.projects import known_projects
+
+            name = next((p for p in known_projects(self) if ids.project_number(p) == name), name)
+        region = params.get("region") or params.get("location") or ""
+        if not region and route.api == "run.v1":
+            region = incoming.region_of_host
+        return name, region
+
+    # -- IAM ------------------------------------------------------------------------------------
+
+    def allows(self, principal: str, permission: str, scopes: list[str]) -> bool:
+        """Whether ``principal`` holds ``permission`` in any of ``scopes`` (always, unless IAM is enforced)."""
+        config = self.config
+        if not config.iam_enforced:
+            return True
+        if (
+            config.allowed_permissions is not None
+            and principal == config.default_principal
+            and permission in config.allowed_permissions
+        ):
+            return True
+        return config.iam_policy is not None and config.iam_policy.holds(principal, permission, scopes)
+
+    def service_account_scopes(self, email: str) -> list[str]:
+        """Where grants on a service account come from (its project, found by number for default ones)."""
+        number = email.split("-", 1)[0] if email.endswith("-compute@developer.gserviceaccount.com") else ""
+        project = None
+        if number.isdigit():
+            from runnet.emulator.gcp.projects import known_projects
+
+            project = next((p for p in known_projects(self) if ids.project_number(p) == number), None)
+        return iam.service_account_scopes(email, project)
 
     def _json_body(self, route: Route, incoming: Incoming) -> Any:
         if not incoming.raw:
@@ -253,9 +323,9 @@ class GCPEmulator:
         return body
 
     async def _handle(self, route: Route, call: Call) -> Any:
-        allowed = self.config.allowed_permissions
-        # An empty permission means the method needs none (testIamPermissions).
-        if allowed is not None and route.permission and route.permission not in allowed:
+        # An empty permission means the method needs none (testIamPermissions) or checks its own.
+        scopes = iam.permission_scopes(call.scope_project)
+        if route.permission and not self.allows(call.principal, route.permission, scopes):
             raise permission_denied(route.permission, call.incoming.path.split("/v1/", 1)[-1])
         fault = self.config.pick_fault(route.permission, mutating=route.mutating, method_id=route.method_id)
         if fault in ("429", "500", "503"):
@@ -311,12 +381,16 @@ class GCPEmulator:
     def render(self, op: Operation) -> dict[str, Any]:
         return render_compute(op) if op.api == "compute" else render_run(op)
 
-    def _unknown(self, incoming: Incoming) -> tuple[int, Any]:
+    def _unknown(self, incoming: Incoming, at: float) -> tuple[int, Any]:
         api: Api = "compute" if incoming.path.startswith("/compute/") else "run"
         error = GCPError(404, "notFound", f"The emulator does not serve {incoming.method} {incoming.path}")
         body = error.compute_body() if api == "compute" else error.run_body()
-        entry = LogEntry(incoming.method, incoming.path, incoming.query, 404, "", "", False, api, None, body)
+        entry = LogEntry(incoming.method, incoming.path, incoming.query, 404, "", "", False, api, None, body, at=at)
         entry.host, entry.batched = incoming.host, incoming.batched
+        try:
+            entry.principal = self.tokens.principal(incoming.headers, self.config.default_principal, at)
+        except GCPError:
+            entry.principal = ""
         self.log.append(entry)
         return 404, body
 
@@ -342,6 +416,7 @@ class GCPEmulator:
                 await self._ticker
         if self._runner:
             await self._runner.cleanup()
+        self.log.close()
 
     async def _tick_forever(self) -> None:
         while True:
