@@ -17,6 +17,7 @@ import kopf
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients, GCPSettings
 
+log = logging.getLogger(__name__)
 FINALIZER = "runnet.dev/finalizer"
 DELETED_REMEMBERED = 10_000
 """UIDs of deleted objects kept, so that a resync queued behind a teardown never re-creates anything."""
@@ -34,11 +35,47 @@ class OperatorSettings:
     """``http://0.0.0.0:8080/healthz`` serves kopf's liveness probe."""
 
 
+class StatusWriter:
+    """Writes a status in the middle of a handler (kopf writes its patch only when the handler returns)."""
+
+    def __init__(self, kubeconfig: str | None) -> None:
+        self.kubeconfig = kubeconfig
+        self._api: Any = None
+
+    def _objects(self) -> Any:
+        if self._api is None:
+            import kubernetes
+
+            if self.kubeconfig:
+                client = kubernetes.config.new_client_from_config(self.kubeconfig)  # type: ignore[no-untyped-call]
+            else:
+                config = kubernetes.client.Configuration()
+                kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
+                client = kubernetes.client.ApiClient(config)
+            self._api = kubernetes.client.CustomObjectsApi(client)
+        return self._api
+
+    async def patch(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Best effort: a failure is logged, and the handler's own status write follows anyway."""
+        from runnet.api.common import GROUP, VERSION
+
+        def send() -> None:
+            self._objects().patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, {"status": status}
+            )
+
+        try:
+            await asyncio.to_thread(send)
+        except Exception as exc:  # progress is advice: the pass goes on
+            log.info("could not show progress on %s/%s: %s", namespace, name, exc)
+
+
 class Runtime:
     """What every handler shares; built once at start-up and passed to the handlers."""
 
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
+        self.status = StatusWriter(settings.kubeconfig)
         self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint))
         self._engine: Engine | None = None
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)

@@ -26,7 +26,8 @@ PERMISSION_DENIED = "PermissionDenied"
 WAITING = "Waiting"
 STALL_REASONS = frozenset({INVALID_SPEC, CONFLICT, PERMISSION_DENIED, "ProjectNotBound", "ConnectionRejected"})
 """Ready=False reasons only a person can fix: Stalled (kstatus Failed, Argo CD Degraded)."""
-QUIET_REASONS = frozenset({WAITING, "Deleting", "WaitingForExport", "ConnectionPending"})
+APPLYING = "Applying"
+QUIET_REASONS = frozenset({WAITING, APPLYING, "Deleting", "WaitingForExport", "ConnectionPending"})
 """Ready=False reasons that are progress, not warnings: no Event."""
 
 
@@ -70,6 +71,21 @@ def invalid(previous: dict[str, Any], generation: int | None, message: str, reas
     new = health(conds, generation, ready=False, reason=reason, message=message)
     new += [c for c in conds if c.get("type") not in (READY, RECONCILING, STALLED)]
     return Outcome_(status={"observedGeneration": generation, "conditions": new}, events=condition_events(conds, new))
+
+
+def applying(previous: dict[str, Any], generation: int | None) -> dict[str, Any] | None:
+    """The status to show while a pass works on a generation it has not reported yet (None: nothing new).
+
+    A pass that creates things can take a while (each GCP operation is waited on); meanwhile the
+    object says it is Reconciling this generation, as kstatus, Flux and Argo CD expect.
+    """
+    if generation is None or previous.get("observedGeneration") == generation:
+        return None
+    conds = previous.get("conditions", [])
+    message = f"runnet is applying generation {generation} to GCP"
+    new = health(conds, generation, ready=False, reason=APPLYING, message=message)
+    new += [c for c in conds if c.get("type") not in (READY, RECONCILING, STALLED)]
+    return {"observedGeneration": generation, "conditions": new}
 
 
 @dataclass

@@ -169,6 +169,10 @@ def crd(info: KindInfo) -> dict[str, Any]:
     spec_schema["description"] = f"Desired state of the {info.kind}."
     status_schema = structural(info.status, "status")
     status_schema["description"] = f"What runnet observed of the {info.kind} in GCP (written by the operator)."
+    # Before runnet's first pass an object reads as "generation N not observed yet" (observedGeneration
+    # 0), so that kstatus, Flux and Argo CD see it in progress instead of taking a missing status for done.
+    status_schema["default"] = {}
+    status_schema["properties"]["observedGeneration"]["default"] = 0
     status_schema.pop("required", None)
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

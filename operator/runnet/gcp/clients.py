@@ -23,6 +23,20 @@ class GCPSettings:
     """Base URL of a GCP stand-in (``http://127.0.0.1:8085``); None means real Google Cloud."""
 
 
+CALL_TIMEOUT = 120.0
+"""Seconds one HTTP call may take (an operation ``wait`` is held by GCP for up to about two minutes)."""
+
+
+def _own_retries(client: Any) -> Any:
+    """The client without its built-in retries: google-cloud-compute retries a 503 on reads for up to 600 s, which
+    would hold a thread (and the object's pass) for ten minutes during an outage. runnet retries itself: reads a
+    few times in place (``calls.find``), everything else on the object's next pass."""
+    for wrapped in client._transport._wrapped_methods.values():
+        wrapped._retry = None
+        wrapped._timeout = CALL_TIMEOUT
+    return client
+
+
 class Clients:
     """One instance per process (built at operator start-up, injected into adapters)."""
 
@@ -41,7 +55,7 @@ class Clients:
         }
 
     def _compute(self, cls: Any) -> Any:
-        client = cls(transport="rest", **self._kwargs())
+        client = _own_retries(cls(transport="rest", **self._kwargs()))
         services = client._transport._extended_operations_services
         services["region_operations"] = self.region_operations
         services["global_operations"] = self.global_operations
@@ -49,15 +63,15 @@ class Clients:
 
     @cached_property
     def region_operations(self) -> compute_v1.RegionOperationsClient:
-        return compute_v1.RegionOperationsClient(transport="rest", **self._kwargs())
+        return _own_retries(compute_v1.RegionOperationsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
 
     @cached_property
     def global_operations(self) -> compute_v1.GlobalOperationsClient:
-        return compute_v1.GlobalOperationsClient(transport="rest", **self._kwargs())
+        return _own_retries(compute_v1.GlobalOperationsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
 
     @cached_property
     def regions(self) -> compute_v1.RegionsClient:
-        return compute_v1.RegionsClient(transport="rest", **self._kwargs())
+        return _own_retries(compute_v1.RegionsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
 
     @cached_property
     def networks(self) -> compute_v1.NetworksClient:
@@ -101,4 +115,4 @@ class Clients:
 
     @cached_property
     def run_services(self) -> run_v2.ServicesClient:
-        return run_v2.ServicesClient(transport="rest", **self._kwargs())
+        return _own_retries(run_v2.ServicesClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]

@@ -12,7 +12,7 @@ from runnet.controllers.base import Object
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients
 from runnet.runtime import Runtime
-from runnet.status import Outcome_
+from runnet.status import Outcome_, applying
 
 TICK = 2.0
 """Seconds between checks whether an object is due for a resync (a check costs nothing)."""
@@ -72,6 +72,10 @@ def register_kind(
         async with runtime.lock(obj.uid):
             if runtime.is_deleting(obj.uid):
                 return  # a resync that waited behind the teardown
+            progress = applying(obj.status, obj.generation)
+            if progress is not None:
+                # Shown only: the pass compares with what was there before (Events, transition times).
+                await runtime.status.patch(plural, obj.namespace, obj.name, progress)
             outcome = await reconcile(obj, runtime.engine, runtime.clients)
         runtime.schedule(plural, obj.key, outcome.retry_after)
         write(body, patch, outcome)

@@ -50,12 +50,19 @@ class Outcome:
 
 
 def served(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-    """The object as the requested version presents it (conversion strategy None: apiVersion only)."""
-    return {
+    """The object as the requested version presents it (conversion strategy None: apiVersion only).
+
+    Defaults are applied again on the way out, as the API server does when it reads from storage:
+    an object created without a status shows a status schema's defaults (``status: {default: {}}``).
+    """
+    out = {
         "apiVersion": rt.api_version,
         "kind": rt.kind,
-        **{k: v for k, v in obj.items() if k not in ("apiVersion", "kind")},
+        **{k: copy.deepcopy(v) for k, v in obj.items() if k not in ("apiVersion", "kind")},
     }
+    if rt.schema is not None:
+        schema.apply_defaults(out, rt.schema)
+    return out
 
 
 class Objects:
