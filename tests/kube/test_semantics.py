@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 from typing import Any
 
 import kmock
@@ -13,6 +14,7 @@ import pytest
 
 from runnet.emulator.kube import KubeEmulator
 from tests.kube.conftest import Http, load_test_crds, widget, widgets_path
+from tests.support import control_plane
 from tests.support.kube_access import CRD_PATH
 
 TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1,application/json"
@@ -378,3 +380,171 @@ async def test_delete_collection_by_label(http: Http) -> None:
     status, body, _ = await http.call("DELETE", f"{http.widgets}?labelSelector=batch%3D1")
     assert status == 200 and [i["metadata"]["name"] for i in body["items"]] == ["a"]
     assert [i["metadata"]["name"] for i in (await http.get(http.widgets))["items"]] == ["b"]
+
+
+async def test_built_in_tables_print_like_the_api_server(http: Http) -> None:
+    async def table(path: str) -> tuple[list[tuple[str, str, int]], list[list[Any]]]:
+        found = await http.get(path, Accept=TABLE)
+        columns = [(c["name"], c["type"], c["priority"]) for c in found["columnDefinitions"]]
+        assert all(c["description"] for c in found["columnDefinitions"])
+        return columns, [row["cells"] for row in found["rows"]]
+
+    columns, rows = await table(f"/api/v1/namespaces?fieldSelector=metadata.name%3D{http.ns}")
+    assert columns == [("Name", "string", 0), ("Status", "string", 0), ("Age", "string", 0)]
+    assert rows[0][:2] == [http.ns, "Active"] and rows[0][2].endswith("s")
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}}
+    await http.create(config, f"/api/v1/namespaces/{http.ns}/configmaps")
+    columns, rows = await table(f"/api/v1/namespaces/{http.ns}/configmaps")
+    assert columns == [("Name", "string", 0), ("Data", "string", 0), ("Age", "string", 0)] and rows[0][:2] == ["c", 2]
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}}
+    await http.create(secret, f"/api/v1/namespaces/{http.ns}/secrets")
+    columns, rows = await table(f"/api/v1/namespaces/{http.ns}/secrets")
+    assert [c[0] for c in columns] == ["Name", "Type", "Data", "Age"] and rows[0][:3] == ["s", "Opaque", 1]
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "w1.1"},
+        "involvedObject": {"kind": "Widget", "name": "w1", "namespace": http.ns, "fieldPath": "spec.zone"},
+        "reason": "Moved",
+        "message": " zone changed \n",
+        "type": "Warning",
+        "source": {"component": "runnet", "host": "node-1"},
+        "firstTimestamp": "2020-01-01T00:00:00Z",
+        "count": 3,
+    }
+    await http.create(event, f"/api/v1/namespaces/{http.ns}/events")
+    for path in (f"/api/v1/namespaces/{http.ns}/events", f"/apis/events.k8s.io/v1/namespaces/{http.ns}/events"):
+        columns, rows = await table(path)
+        assert columns == [
+            ("Last Seen", "string", 0), ("Type", "string", 0), ("Reason", "string", 0), ("Object", "string", 0),
+            ("Subobject", "string", 1), ("Source", "string", 1), ("Message", "string", 0), ("First Seen", "string", 1),
+            ("Count", "string", 1), ("Name", "string", 1),
+        ]  # fmt: skip
+        [(last, *cells, first, count, name)] = rows
+        assert cells == ["Warning", "Moved", "widget/w1", "spec.zone", "runnet, node-1", "zone changed"]
+        assert last == first and first.endswith(("y", "d")) and (count, name) == (3, "w1.1")
+    columns, rows = await table(f"{CRD_PATH}?fieldSelector=metadata.name%3Dwidgets.test.runnet.dev")
+    assert [c[0] for c in columns] == ["Name", "Scope", "Versions", "Created At", "Group", "Kind", "ShortNames",
+                                       "Established"]  # fmt: skip
+    [[name, scope, versions, created, group, kind, short, established]] = rows
+    assert (name, scope, versions, group, kind, short, established) == (
+        "widgets.test.runnet.dev", "Namespaced", "v1(storage)", "test.runnet.dev", "Widget", "wd", True
+    )  # fmt: skip
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", created)
+
+
+async def test_custom_resource_table_columns_describe_their_json_path(http: Http) -> None:
+    await http.create(widget())
+    found = await http.get(http.widgets, Accept=TABLE)
+    described = {c["name"]: c["description"] for c in found["columnDefinitions"]}
+    assert described["IPs"] == "Custom resource definition column (in JSONPath format): .status.natIPs"
+    assert described["Name"].startswith("Name must be unique within a namespace.")
+
+
+async def test_labels_are_checked_like_the_api_server(http: Http) -> None:
+    labels = {"bad key!": "ok", "ok": "bad value!", "x/" + "y" * 64: "v", "long": "v" * 64}
+    status, body, _ = await http.call("POST", http.widgets, {**widget(), "metadata": {"name": "l", "labels": labels}})
+    assert status == 422
+    key_msg = (
+        "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+        "character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+        "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+    )
+    value_msg = (
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must "
+        "start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for "
+        "validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+    )
+    # Go visits a map in any order: compare the causes as a set.
+    assert {c["message"] for c in body["details"]["causes"]} == {
+        f'Invalid value: "bad key!": name part {key_msg}',
+        f'Invalid value: "bad value!": {value_msg}',
+        f'Invalid value: "x/{"y" * 64}": name part must be no more than 63 bytes',
+        f'Invalid value: "{"v" * 64}": must be no more than 63 bytes',
+    }
+    assert {c["field"] for c in body["details"]["causes"]} == {"metadata.labels"}
+    long_name = "n" * 64  # a namespace name is a DNS label, and also the value of a label the server adds
+    status, body, _ = await http.call(
+        "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": long_name}}
+    )
+    assert status == 422 and body["message"] == (
+        f'Namespace "{long_name}" is invalid: [metadata.name: Invalid value: "{long_name}": must be no more than 63 '
+        f'characters, metadata.labels: Invalid value: "{long_name}": must be no more than 63 bytes]'
+    )
+
+
+async def test_discovery_documents_match(http: Http) -> None:
+    legacy = await http.get("/apis/test.runnet.dev/v1")
+    widgets = next(r for r in legacy["resources"] if r["name"] == "widgets")
+    assert widgets == {
+        "name": "widgets",
+        "singularName": "widget",
+        "namespaced": True,
+        "kind": "Widget",
+        "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"],
+        "shortNames": ["wd"],
+        "categories": ["runnet"],
+        "storageVersionHash": "2U7jiciGXnY=",  # 8 bytes of SHA-256 of test.runnet.dev/v1/Widget
+    }
+    core = await http.get("/api/v1")
+    namespaces = next(r for r in core["resources"] if r["name"] == "namespaces")
+    assert namespaces["verbs"] == ["create", "delete", "get", "list", "patch", "update", "watch"]
+    assert namespaces["storageVersionHash"] == "Q3oi5N2YM8M="
+    accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    aggregated = await http.get("/apis", Accept=accept)
+    group = next(i for i in aggregated["items"] if i["metadata"]["name"] == "test.runnet.dev")
+    assert group["metadata"] == {"name": "test.runnet.dev"}
+    [entry] = [
+        r for v in group["versions"] if v["version"] == "v1" for r in v["resources"] if r["resource"] == "widgets"
+    ]
+    assert entry["responseKind"] == {"group": "test.runnet.dev", "version": "v1", "kind": "Widget"}
+    assert entry["subresources"] == [
+        {"subresource": "status", "responseKind": entry["responseKind"], "verbs": ["get", "patch", "update"]}
+    ]
+    core_aggregated = await http.get("/api", Accept=accept)
+    [legacy_group] = core_aggregated["items"]
+    assert legacy_group["metadata"] == {}
+    ns_entry = next(r for r in legacy_group["versions"][0]["resources"] if r["resource"] == "namespaces")
+    assert ns_entry["responseKind"] == {"group": "", "version": "", "kind": "Namespace"}
+    assert [s["subresource"] for s in ns_entry["subresources"]] == ["finalize", "status"]
+    versions = await http.get("/api")
+    assert versions["serverAddressByClientCIDRs"] == [
+        {"clientCIDR": "0.0.0.0/0", "serverAddress": http.base.split("://", 1)[1]}
+    ]
+
+
+async def test_version_is_the_release_the_probes_run_against(http: Http) -> None:
+    found = await http.get("/version")
+    major, minor, patch = control_plane.kubernetes_version()
+    assert (found["major"], found["minor"], found["gitVersion"]) == (
+        str(major),
+        str(minor),
+        f"v{major}.{minor}.{patch}",
+    )
+    assert (found["emulationMajor"], found["emulationMinor"]) == (str(major), str(minor))
+    assert (found["minCompatibilityMajor"], found["minCompatibilityMinor"]) == (str(major), str(minor - 1))
+
+
+async def test_server_side_apply_needs_a_field_manager_and_a_kind(http: Http) -> None:
+    apply = "application/apply-patch+yaml"
+    status, body, _ = await http.call("PATCH", f"{http.widgets}/w1", widget(), apply)
+    assert status == 422 and body["message"] == (
+        'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch'
+    )
+    assert body["details"] == {
+        "group": "meta.k8s.io",
+        "kind": "PatchOptions",
+        "causes": [
+            {
+                "reason": "FieldValueRequired",
+                "message": "Required value: is required for apply patch",
+                "field": "fieldManager",
+            }
+        ],
+    }
+    status, body, _ = await http.call("PATCH", f"{http.widgets}/w1?fieldManager=probe", {"spec": {"zone": "z"}}, apply)
+    assert status == 400 and body["message"] == "invalid object type: /, Kind="
+    status, body, _ = await http.call("PATCH", f"{http.widgets}/w1?fieldManager=probe", widget(size=4), apply)
+    assert status == 201 and body["spec"] == {"zone": "zone-a", "size": 4, "color": "red"}
+    status, body, _ = await http.call("PATCH", f"{http.widgets}/w1?fieldManager=probe", widget(size=5), apply)
+    assert status == 200 and body["spec"]["size"] == 5 and body["metadata"]["generation"] == 2
