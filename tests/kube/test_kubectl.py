@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runnet.emulator.kube import KubeEmulator
-from tests.kube.conftest import widget
+from tests.kube.conftest import Cluster, widget
 
 pytestmark = pytest.mark.skipif(
     shutil.which("kubectl") is None, reason="kubectl is not installed (needs kubectl >= 1.27 on PATH)"
@@ -70,7 +69,7 @@ def test_apply_validates_on_the_server_and_get_prints_columns(kubectl: Kubectl) 
     kubectl("patch", "widget", "w1", "--subresource=status", "--type=merge", "-p", READY)
     lines = kubectl("get", "widgets").stdout.splitlines()
     assert lines[0].split() == ["NAME", "READY", "IPS", "SIZE", "AGE"]
-    assert lines[1].split()[:5] == ["w1", "True", "[34.1.2.3", "34.1.2.4]", "3"]
+    assert lines[1].split()[:4] == ["w1", "True", '["34.1.2.3","34.1.2.4"]', "3"]  # a list prints as JSON
     wide = kubectl("get", "wd", "-o", "wide").stdout.splitlines()
     assert "ZONE" in wide[0].split() and "zone-a" in wide[1].split()
     unchanged = kubectl("apply", "-f", "-", stdin=manifest(widget(tags=["a"])))
@@ -130,13 +129,13 @@ def test_get_watch_streams_changes(kubectl: Kubectl, env: dict[str, str]) -> Non
         proc.wait(timeout=10)
 
 
-def test_describe_shows_spec_status_and_events(kubectl: Kubectl, kube: KubeEmulator) -> None:
+def test_describe_shows_spec_status_and_events(kubectl: Kubectl, cluster: Cluster) -> None:
     kubectl("apply", "-f", "-", stdin=manifest(widget()))
-    uid = kube.get_object("test.runnet.dev", "widgets", "default", "w1")["metadata"]["uid"]  # type: ignore[index]
+    uid = kubectl("get", "widget", "w1", "-o", "jsonpath={.metadata.uid}").stdout
     event = {
         "apiVersion": "v1", "kind": "Event", "metadata": {"name": "w1.1"}, "type": "Normal", "reason": "Reconciled",
         "message": "all good", "count": 1, "source": {"component": "runnet"}, "lastTimestamp": "2024-01-01T00:00:00Z",
-        "involvedObject": {"apiVersion": "test.runnet.dev/v1", "kind": "Widget", "name": "w1", "namespace": "default",
+        "involvedObject": {"apiVersion": "test.runnet.dev/v1", "kind": "Widget", "name": "w1", "namespace": cluster.ns,
                            "uid": uid},
     }  # fmt: skip
     kubectl("create", "-f", "-", stdin=manifest(event))
@@ -191,19 +190,23 @@ def test_invalid_objects_are_rejected_with_the_rule_message(kubectl: Kubectl) ->
     kubectl("apply", "-f", "-", stdin=manifest(widget()))
     moved = kubectl("apply", "-f", "-", stdin=manifest(widget(zone="zone-b")), check=False)
     assert moved.returncode != 0
-    assert 'The Widget "w1" is invalid: spec.zone: Invalid value: "string": zone is immutable' in moved.stderr
+    assert 'The Widget "w1" is invalid: spec.zone: Invalid value: "zone-b": zone is immutable' in moved.stderr
     pink = kubectl("apply", "-f", "-", stdin=manifest(widget("w2", color="pink")), check=False)
     assert 'spec.color: Unsupported value: "pink"' in pink.stderr
     unknown = kubectl("apply", "-f", "-", stdin=manifest(widget("w3", colour="red")), check=False)
     assert 'strict decoding error: unknown field "spec.colour"' in unknown.stderr
 
 
-def test_typed_create_commands_send_protobuf_and_work(kubectl: Kubectl) -> None:
-    kubectl("create", "namespace", "team-y")
-    kubectl("create", "configmap", "c1", "-n", "team-y", "--from-literal=a=b")
-    kubectl("create", "secret", "generic", "s1", "-n", "team-y", "--from-literal=password=hunter2")
-    secret = yaml.safe_load(kubectl("get", "secret", "s1", "-n", "team-y", "-o", "yaml").stdout)
+def test_typed_create_commands_send_protobuf_and_work(kubectl: Kubectl, cluster: Cluster) -> None:
+    team = f"{cluster.ns}-y"
+    cluster.namespaces.add(team)
+    kubectl("create", "namespace", team)
+    kubectl("create", "configmap", "c1", "-n", team, "--from-literal=a=b")
+    kubectl("create", "secret", "generic", "s1", "-n", team, "--from-literal=password=hunter2")
+    secret = yaml.safe_load(kubectl("get", "secret", "s1", "-n", team, "-o", "yaml").stdout)
     assert secret["data"] == {"password": "aHVudGVyMg=="} and secret["type"] == "Opaque"
-    assert yaml.safe_load(kubectl("get", "cm", "c1", "-n", "team-y", "-o", "yaml").stdout)["data"] == {"a": "b"}
-    kubectl("delete", "namespace", "team-y", "--wait=true", timeout=15)
-    assert "team-y" not in kubectl("get", "namespaces", "-o", "name").stdout
+    assert yaml.safe_load(kubectl("get", "cm", "c1", "-n", team, "-o", "yaml").stdout)["data"] == {"a": "b"}
+    assert kubectl("get", "namespaces", "-o", "name").stdout.count(f"namespace/{team}\n") == 1
+    kubectl("delete", "-n", team, "configmap/c1", "secret/s1", "--wait=true", timeout=15)
+    gone = kubectl("get", "-n", team, "configmaps,secrets", "-o", "name").stdout
+    assert "configmap/c1" not in gone and "secret/s1" not in gone

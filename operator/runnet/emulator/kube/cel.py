@@ -172,10 +172,14 @@ def _run(rule: dict[str, Any], value: Any, old: Any, schema: dict[str, Any], pat
     if result is True or (isinstance(result, celtypes.BoolType) and bool(result)):
         return None
     message = _message(rule, value, text)
+    # The value is shown unless the rule sits on an object or a list (the API server omits those).
+    shown = schema.get("type") not in ("object", "array")
     reason = rule.get("reason") or "FieldValueInvalid"
-    if reason == "FieldValueInvalid":
-        return Cause(field, reason, message, schema.get("type", "object"), show=True)
-    return Cause(field, reason, message)
+    if reason in ("FieldValueForbidden", "FieldValueRequired"):
+        return Cause(field, reason, message)
+    if reason == "FieldValueDuplicate":  # field.Duplicate has no detail: the message is not shown
+        return Cause(field, reason, "", value, show=shown)
+    return Cause(field, "FieldValueInvalid", message, value, show=shown)
 
 
 def _message(rule: dict[str, Any], value: Any, text: str) -> str:

@@ -10,7 +10,7 @@ import yaml
 from runnet.emulator.kube import cel
 from runnet.emulator.kube.errors import Cause, invalid_value, required
 from runnet.emulator.kube.meta import now
-from runnet.emulator.kube.registry import AGE_COLUMN, META_FIELDS, ResourceType
+from runnet.emulator.kube.registry import AGE_COLUMN, CUSTOM_VERBS, META_FIELDS, ResourceType
 from runnet.emulator.kube.schema import default_causes
 
 CRD_API_VERSION = "apiextensions.k8s.io/v1"
@@ -84,6 +84,17 @@ def _check_version(version: dict[str, Any], path: str) -> list[Cause]:
     if not isinstance(schema, dict):
         return [required(f"{path}.schema.openAPIV3Schema", "schemas are required")]
     causes = default_causes(schema, f"{path}.schema.openAPIV3Schema")
+    metadata = (schema.get("properties") or {}).get("metadata")
+    if isinstance(metadata, dict) and set(metadata) - {"type"}:
+        # The real server: only name and generateName may be specified, metadata is implicit.
+        causes.append(
+            Cause(
+                "spec.validation.openAPIV3Schema.properties[metadata]",
+                "FieldValueForbidden",
+                "Forbidden: must not specify anything other than name and generateName, but metadata is "
+                "implicitly specified",
+            )
+        )
     for where, rule in cel.schema_rules(schema, f"{path}.schema.openAPIV3Schema"):
         for key in ("rule", "messageExpression"):
             if not rule.get(key):
@@ -95,32 +106,37 @@ def _check_version(version: dict[str, Any], path: str) -> list[Cause]:
     return causes
 
 
+CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
+
+
+def initial_status(crd: dict[str, Any]) -> None:
+    """A new CRD's status as stored by the create itself, before the controllers accept its names."""
+    storage = [v["name"] for v in crd["spec"].get("versions", []) if v.get("storage")]
+    crd["status"] = {"conditions": None, "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": storage}
+
+
+def set_condition(crd: dict[str, Any], kind: str, status: str, reason: str, message: str) -> None:
+    """Set one condition of a CRD's status in place, as SetCRDCondition does (the time moves with the status)."""
+    conditions = list(crd.setdefault("status", {}).get("conditions") or [])
+    old = next((c for c in conditions if c.get("type") == kind), None)
+    stamp = old["lastTransitionTime"] if old and old.get("status") == status else now()
+    condition = {"type": kind, "status": status, "lastTransitionTime": stamp, "reason": reason, "message": message}
+    replaced = [condition if c is old else c for c in conditions]
+    crd["status"]["conditions"] = replaced if old else [*conditions, condition]
+
+
 def set_status(crd: dict[str, Any], old_status: dict[str, Any] | None = None) -> None:
     """What the apiextensions controllers write: names accepted, Established, stored versions."""
     spec = crd["spec"]
-    stamp = now()
     storage = [v["name"] for v in spec.get("versions", []) if v.get("storage")]
     stored = list((old_status or {}).get("storedVersions") or [])
     crd["status"] = {
+        "conditions": list((old_status or {}).get("conditions") or []),
         "acceptedNames": dict(spec.get("names") or {}),
-        "conditions": [
-            {
-                "type": "NamesAccepted",
-                "status": "True",
-                "lastTransitionTime": stamp,
-                "reason": "NoConflicts",
-                "message": "no conflicts found",
-            },
-            {
-                "type": "Established",
-                "status": "True",
-                "lastTransitionTime": stamp,
-                "reason": "InitialNamesAccepted",
-                "message": "the initial names have been accepted",
-            },
-        ],
         "storedVersions": stored + [v for v in storage if v not in stored],
     }
+    set_condition(crd, "NamesAccepted", "True", "NoConflicts", "no conflicts found")
+    set_condition(crd, "Established", "True", "InitialNamesAccepted", "the initial names have been accepted")
 
 
 def types_of(crd: dict[str, Any]) -> list[ResourceType]:
@@ -149,6 +165,7 @@ def types_of(crd: dict[str, Any]) -> list[ResourceType]:
                 field_labels=META_FIELDS,
                 selectable=tuple(f["jsonPath"] for f in version.get("selectableFields") or ()),
                 custom=True,
+                verbs=CUSTOM_VERBS,
                 storage_version=storage,
                 crd_name=crd["metadata"]["name"],
             )

@@ -6,14 +6,20 @@ from typing import Any
 
 from runnet.emulator.kube.registry import STATUS_VERBS, Registry, ResourceType
 
+# What the project's real control plane (tools/control-plane, k8s.io/kubernetes v1.37.2) reports: the
+# stand-in follows that release's behaviour, which the probes in tests/kube compare it with.
 KUBE_VERSION = {
     "major": "1",
-    "minor": "32",
-    "gitVersion": "v1.32.4",
-    "gitCommit": "59526cd4867447956156ae3a602fcbac10c2c0d8",
+    "minor": "37",
+    "emulationMajor": "1",
+    "emulationMinor": "37",
+    "minCompatibilityMajor": "1",
+    "minCompatibilityMinor": "36",
+    "gitVersion": "v1.37.2",
+    "gitCommit": "$Format:%H$",
     "gitTreeState": "clean",
-    "buildDate": "2025-04-22T16:02:27Z",
-    "goVersion": "go1.23.6",
+    "buildDate": "1970-01-01T00:00:00Z",
+    "goVersion": "go1.26.8",
     "compiler": "gc",
     "platform": "linux/amd64",
 }
@@ -38,7 +44,7 @@ def _subresources(rt: ResourceType) -> list[tuple[str, tuple[str, ...]]]:
         subs.append(("status", STATUS_VERBS))
     if rt.group == "" and rt.plural == "namespaces":
         subs.append(("finalize", ("update",)))
-    return subs
+    return sorted(subs)
 
 
 def _legacy_entries(rt: ResourceType) -> list[dict[str, Any]]:
@@ -53,6 +59,7 @@ def _legacy_entries(rt: ResourceType) -> list[dict[str, Any]]:
         entry["shortNames"] = list(rt.short_names)
     if rt.categories:
         entry["categories"] = list(rt.categories)
+    entry["storageVersionHash"] = rt.storage_version_hash
     subs = [
         {
             "name": f"{rt.plural}/{sub}",
@@ -95,16 +102,18 @@ def group(registry: Registry, name: str) -> dict[str, Any] | None:
     return {"kind": "APIGroup", "apiVersion": "v1", **_group(name, versions)}
 
 
-def api_versions() -> dict[str, Any]:
+def api_versions(address: str) -> dict[str, Any]:
+    """/api: ``address`` is the server's host:port."""
     return {
         "kind": "APIVersions",
         "versions": ["v1"],
-        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1:6443"}],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": address}],
     }
 
 
 def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
-    kind = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+    # Built-in types name only their kind (the group and version are the entry's); custom ones say all three.
+    kind = {"group": rt.group if rt.custom else "", "version": rt.version if rt.custom else "", "kind": rt.kind}
     entry: dict[str, Any] = {
         "resource": rt.plural,
         "responseKind": kind,
@@ -136,7 +145,7 @@ def aggregated(registry: Registry, core: bool, version: str) -> dict[str, Any]:
             }
             for v in versions
         ]
-        meta = {"name": name, "creationTimestamp": None} if name else {"creationTimestamp": None}
+        meta = {"name": name} if name else {}
         items.append({"metadata": meta, "versions": item_versions})
     return {
         "kind": "APIGroupDiscoveryList",

@@ -7,8 +7,10 @@ the kubernetes client) classify them exactly as they would against a real cluste
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from runnet.emulator.kube.jsonpath import go_json
 
 # field.ErrorType → the cause "reason" and the message prefix (apimachinery/pkg/util/validation/field).
 _CAUSES = {
@@ -26,14 +28,16 @@ _CAUSES = {
 def show_value(value: Any) -> str:
     """Render a value the way field errors print it (Go's %q for strings, %v for the rest)."""
     if isinstance(value, str):
-        return json.dumps(value)
+        return json.dumps(value, ensure_ascii=False)  # Go's %q keeps printable Unicode as it is
     if isinstance(value, bool):
         return "true" if value else "false"
     if value is None:
         return "null"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))  # %v of a float64 with no fraction
     if isinstance(value, int | float):
         return repr(value)
-    return json.dumps(value, separators=(",", ":"))
+    return go_json(value)
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,7 @@ class ApiError(Exception):
     code: int
     reason: str
     message: str
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] | None = None  # StatusDetails; None: no "details" key at all
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
@@ -96,7 +100,7 @@ class ApiError(Exception):
             "reason": self.reason,
             "code": self.code,
         }
-        if self.details:
+        if self.details is not None:
             body["details"] = self.details
         return body
 
@@ -105,12 +109,18 @@ def _qualified(group: str, plural: str) -> str:
     return f"{plural}.{group}" if group else plural
 
 
+def _details(name: str, group: str, kind: str, **more: Any) -> dict[str, Any]:
+    """StatusDetails as Go serialises them: an empty name or group (the core API) is left out."""
+    found: dict[str, Any] = {"name": name, "group": group, "kind": kind, **more}
+    return {k: v for k, v in found.items() if v or k not in ("name", "group")}
+
+
 def not_found(group: str, plural: str, name: str) -> ApiError:
     return ApiError(
         404,
         "NotFound",
         f'{_qualified(group, plural)} "{name}" not found',
-        {"name": name, "group": group, "kind": plural},
+        _details(name, group, plural),
     )
 
 
@@ -118,12 +128,22 @@ def path_not_found() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
+class PageNotFound(Exception):
+    """What the API server's fallback handler answers: ``404 page not found`` in plain text, no Status.
+
+    For paths no API group serves: unknown groups, versions and resources of custom resource groups,
+    and anything that is not an API path. Built-in groups answer a JSON ``NotFound`` Status instead.
+    """
+
+    text = "404 page not found\n"
+
+
 def already_exists(group: str, plural: str, name: str) -> ApiError:
     return ApiError(
         409,
         "AlreadyExists",
         f'{_qualified(group, plural)} "{name}" already exists',
-        {"name": name, "group": group, "kind": plural},
+        _details(name, group, plural),
     )
 
 
@@ -133,18 +153,18 @@ def conflict(group: str, plural: str, name: str, why: str = "") -> ApiError:
         409,
         "Conflict",
         f'Operation cannot be fulfilled on {_qualified(group, plural)} "{name}": {why}',
-        {"name": name, "group": group, "kind": plural},
+        _details(name, group, plural),
     )
 
 
 def invalid(group: str, kind: str, name: str, causes: list[Cause]) -> ApiError:
-    errs = [str(c) for c in causes]
+    errs = list(dict.fromkeys(str(c) for c in causes))  # the message says each error once; causes keep them all
     text = errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"
     return ApiError(
         422,
         "Invalid",
         f'{_qualified(group, kind)} "{name}" is invalid: {text}',
-        {"name": name, "group": group, "kind": kind, "causes": [c.as_dict() for c in causes]},
+        _details(name, group, kind, causes=[c.as_dict() for c in causes]),
     )
 
 
@@ -167,7 +187,7 @@ def forbidden_error(group: str, plural: str, name: str, why: str) -> ApiError:
         403,
         "Forbidden",
         f'{_qualified(group, plural)} "{name}" is forbidden: {why}',
-        {"name": name, "group": group, "kind": plural},
+        _details(name, group, plural),
     )
 
 

@@ -162,3 +162,9 @@ def go_format(value: Any) -> str:
     if isinstance(value, dict):
         return "map[" + " ".join(f"{k}:{go_format(value[k])}" for k in sorted(value)) + "]"
     return "<nil>" if value is None else str(value)
+
+
+def go_json(value: Any) -> str:
+    """Go's json.Marshal of decoded JSON: compact, map keys sorted, <, > and & escaped."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -14,7 +14,6 @@ from runnet.emulator.kube.registry import ResourceType
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 
 LABEL_MSG = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start "
@@ -52,35 +51,64 @@ def name_causes(rt: ResourceType, meta: dict[str, Any]) -> list[Cause]:
     if not name:
         return [required("metadata.name", "name or generateName is required")]
     if rt.plural == "namespaces" and rt.group == "":
-        ok, msg, limit = bool(_DNS_LABEL.match(name)) and len(name) <= 63, LABEL_MSG, 63
+        ok, msg, limit = bool(_DNS_LABEL.match(name)), LABEL_MSG, 63
     else:
-        ok, msg, limit = bool(_DNS_SUBDOMAIN.match(name)) and len(name) <= 253, SUBDOMAIN_MSG, 253
+        ok, msg, limit = bool(_DNS_SUBDOMAIN.match(name)), SUBDOMAIN_MSG, 253
+    causes = []
     if len(name) > limit:
-        return [invalid_value("metadata.name", name, f"must be no more than {limit} characters")]
-    return [] if ok else [invalid_value("metadata.name", name, msg)]
+        causes.append(invalid_value("metadata.name", name, f"must be no more than {limit} characters"))
+    if not ok:
+        causes.append(invalid_value("metadata.name", name, msg))
+    return causes
 
 
 def label_causes(meta: dict[str, Any]) -> list[Cause]:
+    """ValidateLabels: each message of the key's and of the value's checks is a cause of its own."""
     causes = []
     for key, value in (meta.get("labels") or {}).items():
-        prefix, _, short = key.rpartition("/")
-        if (
-            not short
-            or len(short) > 63
-            or not _LABEL_NAME.match(short)
-            or (prefix and not _DNS_SUBDOMAIN.match(prefix))
-        ):
-            causes.append(
-                invalid_value(
-                    "metadata.labels",
-                    key,
-                    "name part must consist of alphanumeric characters, "
-                    "'-', '_' or '.', and must start and end with an alphanumeric character",
-                )
-            )
-        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
+        causes += [invalid_value("metadata.labels", key, msg) for msg in qualified_name_errors(key)]
+        text = value if isinstance(value, str) else ""
+        if len(text) > 63:
+            causes.append(invalid_value("metadata.labels", value, "must be no more than 63 bytes"))
+        if not _LABEL_VALUE.match(text):
             causes.append(invalid_value("metadata.labels", value, VALUE_MSG))
     return causes
+
+
+_QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_QUALIFIED_MSG = (
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+    "character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+    "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+
+
+def qualified_name_errors(value: str) -> list[str]:
+    """apimachinery's IsQualifiedName (label keys): an optional DNS subdomain prefix and a name part."""
+    errs: list[str] = []
+    parts = value.split("/")
+    if len(parts) > 2:
+        return [
+            f"a valid label key {_QUALIFIED_MSG} with an optional DNS subdomain prefix and '/' "
+            "(e.g. 'example.com/MyName')"
+        ]
+    name = parts[-1]
+    if len(parts) == 2:
+        prefix = parts[0]
+        if not prefix:
+            errs.append("prefix part must be non-empty")
+        else:
+            if len(prefix) > 253:
+                errs.append("prefix part must be no more than 253 bytes")
+            if not _DNS_SUBDOMAIN.match(prefix):
+                errs.append("prefix part " + SUBDOMAIN_MSG)
+    if not name:
+        errs.append("name part must be non-empty")
+    elif len(name) > 63:
+        errs.append("name part must be no more than 63 bytes")
+    if not _QUALIFIED_NAME.match(name):
+        errs.append("name part " + _QUALIFIED_MSG)
+    return errs
 
 
 def init_create(rt: ResourceType, obj: dict[str, Any], namespace: str | None) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from runnet.emulator.kube import cel, crds, meta, patches, schema
+from runnet.emulator.kube import cel, crds, events, meta, patches, schema
 from runnet.emulator.kube.errors import (
     Cause,
     already_exists,
@@ -25,6 +25,7 @@ from runnet.emulator.kube.errors import (
     forbidden_error,
     invalid,
     not_found,
+    required,
     unsupported_media_type,
 )
 from runnet.emulator.kube.registry import Registry, ResourceType
@@ -32,6 +33,7 @@ from runnet.emulator.kube.selectors import Matcher, field_matcher, label_matcher
 from runnet.emulator.kube.store import Store
 
 NAMESPACES = ("", "namespaces")
+EVENTS = ("", "events")
 CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 
 
@@ -40,6 +42,7 @@ class WriteOptions:
     dry_run: bool = False
     validation: str = "Warn"  # fieldValidation: Strict, Warn or Ignore
     subresource: str | None = None
+    field_manager: str = ""  # the fieldManager parameter
 
 
 @dataclass
@@ -52,9 +55,12 @@ class Outcome:
 def served(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     """The object as the requested version presents it (conversion strategy None: apiVersion only).
 
+    Events are converted between their two APIs (``v1`` and ``events.k8s.io/v1``), which share storage.
     Defaults are applied again on the way out, as the API server does when it reads from storage:
     an object created without a status shows a status schema's defaults (``status: {default: {}}``).
     """
+    if rt.key == EVENTS:
+        obj = events.convert(obj, rt.api_version)
     out = {
         "apiVersion": rt.api_version,
         "kind": rt.kind,
@@ -66,7 +72,7 @@ def served(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class Objects:
-    def __init__(self, registry: Registry, store: Store, *, auto_namespaces: bool = True) -> None:
+    def __init__(self, registry: Registry, store: Store, *, auto_namespaces: bool = False) -> None:
         self.registry = registry
         self.store = store
         self.auto_namespaces = auto_namespaces
@@ -85,6 +91,7 @@ class Objects:
         fields = field_matcher(params.get("fieldSelector", ""), rt.supports_field)
 
         def match(obj: dict[str, Any]) -> bool:
+            obj = served(rt, obj)  # selectors name the fields of the requested API (events.k8s.io's differ)
             m = obj.get("metadata", {})
             if (namespace is not None and m.get("namespace") != namespace) or (
                 name is not None and m.get("name") != name
@@ -109,14 +116,17 @@ class Objects:
         if rt.status_subresource:
             obj.pop("status", None)
         name = obj["metadata"].get("name", "")
-        self._check_namespace(rt, namespace, name)
         self._validate(rt, obj, None, self._special(rt, obj, None))
+        self._check_namespace(rt, namespace, name)  # admission (NamespaceLifecycle) runs after validation
+        self._check_crd_live(rt, name)
         if self.store.get(rt.key, namespace, name) is not None:
             raise already_exists(rt.group, rt.plural, name)
         if not opts.dry_run:
             self._ensure_namespace(rt, namespace)
             obj["metadata"]["resourceVersion"] = self.store.next_rv()
             self._put(rt, obj, None)
+            if rt.key == CRDS:  # the answer predates the controllers' status: they write it right after
+                self._establish(rt, obj)
         return Outcome(served(rt, obj), 201, warnings)
 
     # -- update / patch ------------------------------------------------------------------------
@@ -133,7 +143,16 @@ class Objects:
         ctype = content_type.split(";")[0].strip().lower()
         current = self.store.get(rt.key, namespace, name)
         if ctype == patches.APPLY_PATCH:
+            if not opts.field_manager:
+                cause = required("fieldManager", "is required for apply patch")
+                raise invalid("meta.k8s.io", "PatchOptions", "", [cause])
             applied = _decode(raw, yaml_ok=True)
+            gvk = (
+                (applied.get("apiVersion") or "", applied.get("kind") or "") if isinstance(applied, dict) else ("", "")
+            )
+            if not all(gvk):
+                group, _, version = gvk[0].rpartition("/")
+                raise bad_request(f"invalid object type: {group}/{version}, Kind={gvk[1]}")
             if current is None:
                 return self.create(rt, namespace, applied, opts)
             patched = patches.merge_patch(served(rt, current), applied)
@@ -163,6 +182,8 @@ class Objects:
                 new["status"] = status
         else:
             causes = meta.carry_system_fields(new, current)
+            if rt.custom:  # custom resources get the finalizer check twice, and both errors among the causes
+                causes += [c for c in causes if c.field == "metadata.finalizers"]
             if rt.status_subresource:
                 new.pop("status", None)
                 if "status" in current:
@@ -198,10 +219,14 @@ class Objects:
         m = current["metadata"]
         if m.get("deletionTimestamp"):
             return Outcome(current)
+        if rt.key == CRDS:
+            return self._delete_crd(rt, current, opts)
         if not m.get("finalizers") and rt.key != NAMESPACES:
             if not opts.dry_run:
                 self._remove(rt, copy.deepcopy(current))
             details = {"name": name, "group": rt.group, "kind": rt.plural, "uid": m.get("uid")}
+            if not rt.group:
+                del details["group"]
             return Outcome(
                 {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
             )
@@ -268,7 +293,10 @@ class Objects:
         schema.apply_defaults(obj, rt.schema)
         unknown = [f'unknown field "{path}"' for path in dropped if path.startswith(only)]
         if unknown and opts.validation == "Strict":
-            raise bad_request("strict decoding error: " + ", ".join(unknown))
+            raise bad_request(
+                f'{rt.kind} in version "{rt.version}" cannot be handled as a {rt.kind}: '
+                "strict decoding error: " + ", ".join(unknown)
+            )
         return [] if opts.validation == "Ignore" else unknown
 
     def _validate(self, rt: ResourceType, new: dict[str, Any], old: dict[str, Any] | None, causes: list[Cause]) -> None:
@@ -287,11 +315,18 @@ class Objects:
             new["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = new["metadata"].get("name")
         if rt.key == ("", "secrets") and not new.get("type"):
             new["type"] = "Opaque"
+        if rt.key == EVENTS:
+            core = self.registry.storage_type(rt)
+            return events.validate(served(core, new), rt.api_version, served(core, old) if old else None)
         if rt.key == CRDS:
             crds.apply_defaults(new)
             causes = crds.check(new)
-            if not causes:
-                crds.set_status(new, (old or {}).get("status"))
+            if causes:
+                return causes
+            if old is None:
+                crds.initial_status(new)
+            else:
+                crds.set_status(new, old.get("status"))
             return causes
         return []
 
@@ -306,9 +341,72 @@ class Objects:
         self.store.remove(storage, served(storage, obj))
         if rt.key == CRDS:
             self.on_crd(obj, True)
+        if rt.custom:
+            self._finish_crd(rt.crd_name)
         namespace = obj["metadata"].get("namespace")
         if namespace:
             self._finish_namespace(namespace)
+
+    # -- the CRD controllers: establishing, and clean-up on deletion --------------------------
+
+    def _establish(self, rt: ResourceType, crd: dict[str, Any]) -> None:
+        """The naming and establishing controllers: names accepted, Established (a write of their own)."""
+        done = copy.deepcopy(crd)
+        crds.set_status(done, crd.get("status"))
+        done["metadata"]["resourceVersion"] = self.store.next_rv()
+        self._put(rt, done, crd)
+
+    def _delete_crd(self, rt: ResourceType, current: dict[str, Any], opts: WriteOptions) -> Outcome:
+        """Deleting a CRD marks it and adds the clean-up finalizer; its instances go first, then it does."""
+        new = copy.deepcopy(current)
+        new["metadata"]["deletionTimestamp"] = meta.now()
+        new["metadata"]["finalizers"] = [*(current["metadata"].get("finalizers") or []), crds.CLEANUP_FINALIZER]
+        if opts.dry_run:
+            return Outcome(new)
+        new["metadata"]["resourceVersion"] = self.store.next_rv()
+        self._put(rt, new, current)
+        name = new["metadata"]["name"]
+        terminating = copy.deepcopy(new)
+        crds.set_condition(terminating, "Terminating", "True", "InstanceDeletionInProgress",
+                           "CustomResource deletion is in progress")  # fmt: skip
+        terminating["metadata"]["resourceVersion"] = self.store.next_rv()
+        self._put(rt, terminating, new)
+        instances = [t for t in self.registry.types.values() if t.crd_name == name]
+        for storage in {t.key: self.registry.storage_type(t) for t in instances}.values():
+            for obj in self.store.list_objects(storage.key):
+                if not obj["metadata"].get("deletionTimestamp"):
+                    self.delete(storage, obj["metadata"].get("namespace"), obj["metadata"]["name"], {}, WriteOptions())
+        self._finish_crd(name)
+        return Outcome(served(rt, new))
+
+    def _finish_crd(self, name: str) -> None:
+        """Once a deleted CRD has no instances left: its finalizer goes, and with the last one, the CRD."""
+        crd = self.store.get(CRDS, None, name)
+        finalizers = (crd or {}).get("metadata", {}).get("finalizers") or []
+        if crd is None or not crd["metadata"].get("deletionTimestamp") or crds.CLEANUP_FINALIZER not in finalizers:
+            return
+        keys = {t.key for t in self.registry.types.values() if t.crd_name == name}
+        if any(self.store.count(key) for key in keys):
+            return
+        rt = self.registry.get(CRDS[0], "v1", CRDS[1])
+        assert rt is not None
+        done = copy.deepcopy(crd)
+        crds.set_condition(done, "Terminating", "False", "InstanceDeletionCompleted", "removed all instances")
+        done["metadata"]["finalizers"] = [f for f in finalizers if f != crds.CLEANUP_FINALIZER]
+        done["metadata"]["resourceVersion"] = self.store.next_rv()
+        if done["metadata"]["finalizers"]:
+            self._put(rt, done, crd)
+        else:
+            self._remove(rt, done)
+
+    def _check_crd_live(self, rt: ResourceType, name: str) -> None:
+        """No new instances of a CRD that is being deleted (the API server forbids it in admission)."""
+        if not rt.custom:
+            return
+        crd = self.store.get(CRDS, None, rt.crd_name)
+        if crd is not None and crd["metadata"].get("deletionTimestamp"):
+            why = "create not allowed while custom resource definition is terminating"
+            raise forbidden_error(rt.group, rt.plural, name, why)
 
     # -- namespaces ----------------------------------------------------------------------------
 

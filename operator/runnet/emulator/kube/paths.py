@@ -52,7 +52,9 @@ def action(method: str, target: Target | None, watch: bool) -> kmock.action | No
     if target is None:
         return None
     if method == "GET":
-        return kmock.action.WATCH if watch or target.watch else kmock.action.FETCH if target.name else kmock.action.LIST
+        if target.watch or (watch and not target.name):  # ?watch=true on one object's path is a plain GET
+            return kmock.action.WATCH
+        return kmock.action.FETCH if target.name else kmock.action.LIST
     if method == "POST" and target.name is None:
         return kmock.action.CREATE
     if method in ("PUT", "PATCH") and target.name:

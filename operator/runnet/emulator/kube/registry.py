@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 # Verbs as real discovery lists them.
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
+CUSTOM_VERBS = ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch")  # in this order
 STATUS_VERBS = ("get", "patch", "update")
 
 AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
@@ -45,12 +48,12 @@ class ResourceType:
     schema: dict[str, Any] | None = None  # openAPIV3Schema; None: anything goes
     status_subresource: bool = False
     columns: tuple[dict[str, Any], ...] = (AGE_COLUMN,)
-    name_column: bool = True  # tables start with NAME (events list it last, as a wide column)
     field_labels: frozenset[str] = META_FIELDS
     selectable: tuple[str, ...] = ()  # CRD selectableFields (JSON paths)
     custom: bool = False  # a custom resource (stricter: kind required, no strategic merge patch)
     generation: bool = True  # whether metadata.generation is maintained
     storage_version: str = ""
+    storage_group: str | None = None  # set where another group's type stores the objects (events.k8s.io)
     crd_name: str = ""
     verbs: tuple[str, ...] = ALL_VERBS
     extra: dict[str, Any] = field(default_factory=dict)  # built-in object defaults
@@ -70,8 +73,14 @@ class ResourceType:
 
     @property
     def key(self) -> tuple[str, str]:
-        """Storage identity: all versions of a CRD share their objects."""
-        return (self.group, self.plural)
+        """Storage identity: all versions of a CRD share their objects, and both Event APIs theirs."""
+        return (self.group if self.storage_group is None else self.storage_group, self.plural)
+
+    @property
+    def storage_version_hash(self) -> str:
+        """What discovery lists as storageVersionHash: 8 bytes of SHA-256 of the storage group/version/kind."""
+        gvk = f"{self.key[0]}/{self.storage_version}/{self.kind}"
+        return base64.b64encode(hashlib.sha256(gvk.encode()).digest()[:8]).decode()
 
     @property
     def qualified(self) -> str:
@@ -101,6 +110,7 @@ class Registry:
         self.types: dict[tuple[str, str, str], ResourceType] = {}
         for rt in builtin_types():
             self.add(rt)
+        self.builtin_groups = frozenset(rt.group for rt in self.types.values())  # "" is the core API
 
     def add(self, rt: ResourceType) -> None:
         self.types[(rt.group, rt.version, rt.plural)] = rt
@@ -118,7 +128,7 @@ class Registry:
         return next((rt for rt in self.types.values() if (rt.api_version, rt.kind) == (api_version, kind)), None)
 
     def storage_type(self, rt: ResourceType) -> ResourceType:
-        return self.types.get((rt.group, rt.storage_version, rt.plural), rt)
+        return self.types.get((rt.key[0], rt.storage_version, rt.plural), rt)
 
     def groups(self) -> dict[str, list[str]]:
         """Group → served versions, preferred first."""
@@ -134,17 +144,19 @@ class Registry:
         )
 
 
-NAMESPACE_COLUMNS = ({"name": "Status", "type": "string", "jsonPath": ".status.phase"}, AGE_COLUMN)
-EVENT_COLUMNS = (
-    {"name": "Last Seen", "type": "date", "jsonPath": ".lastTimestamp"},
-    {"name": "Type", "type": "string", "jsonPath": ".type"},
-    {"name": "Reason", "type": "string", "jsonPath": ".reason"},
-    {"name": "Object", "type": "string", "jsonPath": ".involvedObject", "reference": True},
-    {"name": "Message", "type": "string", "jsonPath": ".message"},
-    {"name": "Name", "type": "string", "jsonPath": ".metadata.name", "priority": 1},
-)
-CRD_COLUMNS = ({"name": "Created At", "type": "string", "jsonPath": ".metadata.creationTimestamp"},)
-NEW_EVENT_FIELDS = META_FIELDS | {"regarding.kind", "regarding.name", "regarding.namespace", "reason", "type"}
+# events.k8s.io's field labels (mapped onto the core ones, which are the same fields under their old names)
+NEW_EVENT_FIELDS = META_FIELDS | {
+    "regarding.kind",
+    "regarding.namespace",
+    "regarding.name",
+    "regarding.uid",
+    "regarding.apiVersion",
+    "regarding.resourceVersion",
+    "regarding.fieldPath",
+    "reportingController",
+    "reason",
+    "type",
+}
 
 
 def _builtin(group: str, plural: str, kind: str, **extra: Any) -> ResourceType:
@@ -155,16 +167,17 @@ def _builtin(group: str, plural: str, kind: str, **extra: Any) -> ResourceType:
 def builtin_types() -> list[ResourceType]:
     """The built-ins operators and kubectl touch: namespaces, events, config, CRDs, leases."""
     return [
-        _builtin("", "namespaces", "Namespace", namespaced=False, short_names=("ns",), columns=NAMESPACE_COLUMNS,
+        _builtin("", "namespaces", "Namespace", namespaced=False, short_names=("ns",),
+                 verbs=tuple(v for v in ALL_VERBS if v != "deletecollection"),
                  field_labels=META_FIELDS | {"status.phase"}, status_subresource=True),
-        _builtin("", "events", "Event", short_names=("ev",), columns=EVENT_COLUMNS, field_labels=EVENT_FIELDS,
-                 name_column=False),
+        _builtin("", "events", "Event", short_names=("ev",), field_labels=EVENT_FIELDS),
         _builtin("", "configmaps", "ConfigMap", short_names=("cm",)),
         _builtin("", "secrets", "Secret", field_labels=META_FIELDS | {"type"}),
         _builtin("", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
-        _builtin("events.k8s.io", "events", "Event", short_names=("ev",), field_labels=NEW_EVENT_FIELDS),
+        _builtin("events.k8s.io", "events", "Event", short_names=("ev",), field_labels=NEW_EVENT_FIELDS,
+                 storage_group="", storage_version="v1"),
         _builtin("coordination.k8s.io", "leases", "Lease"),
         _builtin("apiextensions.k8s.io", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
                  generation=True, short_names=("crd", "crds"), categories=("api-extensions",),
-                 status_subresource=True, columns=CRD_COLUMNS),
+                 status_subresource=True),
     ]  # fmt: skip

@@ -13,14 +13,22 @@ import contextlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import kmock
 from aiohttp import web
 
 from runnet.emulator.kube import crds, discovery, openapi, paths, protobuf, tables
-from runnet.emulator.kube.errors import ApiError, bad_request, expired, internal, method_not_allowed, path_not_found
+from runnet.emulator.kube.errors import (
+    ApiError,
+    PageNotFound,
+    bad_request,
+    expired,
+    internal,
+    method_not_allowed,
+    path_not_found,
+)
 from runnet.emulator.kube.objects import Objects, WriteOptions
 from runnet.emulator.kube.registry import Registry, ResourceType
 from runnet.emulator.kube.store import Store
@@ -37,7 +45,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
     """An in-memory Kubernetes API server: ``await emu.start()`` → base URL; ``await emu.stop()``."""
 
     crds_dir: str | Path | None = None
-    auto_namespaces: bool = True  # create a namespace when the first object lands in it
+    auto_namespaces: bool = False  # True: create a namespace when the first object lands in it (no server does)
     history_size: int = 10000  # watch events kept for resuming; older revisions get 410 Gone
     request_log_size: int = 10000
     registry: Registry = attrs.field(factory=Registry, init=False)
@@ -128,6 +136,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             return await self._serve(raw, body)
         except ApiError as exc:
             return _json(exc.status_body(), exc.code)
+        except PageNotFound:
+            return web.Response(text=PageNotFound.text, status=404, content_type="text/plain", charset="utf-8")
         except kmock.KubernetesError as exc:
             return await self._render_error(exc)
         except Exception as exc:  # a bug here: answer as the server would, keep it for the test
@@ -183,7 +193,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if version:
                 body = discovery.aggregated(self.registry, path == "/api", version)
                 return _json(body, content_type=discovery.aggregated_content_type(version))
-            found = discovery.api_versions() if path == "/api" else discovery.group_list(self.registry)
+            address = self.base_url.split("://", 1)[-1]
+            found = discovery.api_versions(address) if path == "/api" else discovery.group_list(self.registry)
         elif parts[0] == "api" and len(parts) == 2:
             found = discovery.resource_list(self.registry, "", parts[1])
         elif parts[0] == "apis" and len(parts) == 2:
@@ -198,25 +209,33 @@ class KubeEmulator(kmock.KubernetesEmulator):
             )
             found = openapi.document(self.registry, group, version)
         if found is None:
-            raise path_not_found()
+            self._not_found(parts[1] if parts[0] == "apis" and len(parts) > 1 else "" if parts[0] == "api" else None)
         return _json(found)
+
+    def _not_found(self, group: str | None) -> NoReturn:
+        """A built-in group (or the core API) answers a NotFound Status; the rest is the fallback 404 page."""
+        if group is not None and group in self.registry.builtin_groups:
+            raise path_not_found()
+        raise PageNotFound()
 
     async def _resource(self, raw: web.BaseRequest, t: paths.Target, body: bytes) -> web.StreamResponse:
         rt = self.registry.get(t.group, t.version, t.plural)
         if rt is None or (t.namespace is not None and not rt.namespaced):
-            raise path_not_found()
+            self._not_found(t.group)
         if t.subresource is not None and not (t.subresource == "status" and rt.status_subresource):
-            raise path_not_found()
+            self._not_found(t.group)
         params, method = dict(raw.query), raw.method
         view = tables.wanted_view(raw.headers.get("Accept", ""))
-        if method == "GET" and (t.watch or params.get("watch") in ("true", "1")):
+        # ?watch=true watches collections only: on one object's path it is a plain GET (the deprecated
+        # /watch/ prefix, or a fieldSelector on metadata.name, watches one object).
+        if method == "GET" and (t.watch or (t.name is None and params.get("watch") in ("true", "1"))):
             return await self._watcher.stream(raw, WatchRequest(rt, t.namespace, t.name, params, view))
         if method == "GET":
             return self._read(rt, t, params, view)
         validation = params.get("fieldValidation") or "Warn"
         if validation not in ("Strict", "Warn", "Ignore"):
             raise bad_request(f'fieldValidation must be one of "Ignore", "Warn", or "Strict", got "{validation}"')
-        opts = WriteOptions(params.get("dryRun") == "All", validation, t.subresource)
+        opts = WriteOptions(params.get("dryRun") == "All", validation, t.subresource, params.get("fieldManager", ""))
         content_type = raw.headers.get("Content-Type", "")
         if method == "POST" and t.name is None and t.subresource is None:
             outcome = self.api.create(rt, t.namespace, _body(body, content_type), opts)
@@ -265,8 +284,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             {
                 "apiVersion": rt.api_version,
                 "kind": rt.list_kind,
-                "metadata": {"resourceVersion": rv, **more},
-                "items": items,
+                "metadata": _list_meta(rt, rv, more),
+                "items": items if rt.custom else [_untyped(i) for i in items],
             }
         )
 
@@ -316,6 +335,16 @@ class KubeEmulator(kmock.KubernetesEmulator):
             "metadata": {"resourceVersion": str(self.store.rv)},
             "items": gone,
         }
+
+
+def _list_meta(rt: ResourceType, rv: str, more: dict[str, Any]) -> dict[str, Any]:
+    """A list's metadata: custom resource lists (unstructured) always carry ``continue``, empty on the last page."""
+    return {"continue": "", "resourceVersion": rv, **more} if rt.custom else {"resourceVersion": rv, **more}
+
+
+def _untyped(obj: dict[str, Any]) -> dict[str, Any]:
+    """An item of a built-in type's list: typed lists leave out each item's kind and apiVersion."""
+    return {k: v for k, v in obj.items() if k not in ("kind", "apiVersion")}
 
 
 def _body(raw: bytes, content_type: str = _JSON) -> Any:

@@ -33,7 +33,9 @@ class Event:
 class Store:
     def __init__(self, mirror: kmock.ObjectsArray, history_size: int = 10000, first_rv: int = 1000) -> None:
         self.rv = first_rv
-        self.compacted = 0  # revisions at or below this are gone from the history
+        # Revisions below this are gone from the history: at first, all before the store's own first one
+        # (a real API server's watch cache also answers 410 for revisions older than its window).
+        self.compacted = first_rv
         self._objects: dict[TypeKey, dict[tuple[str | None, str], dict[str, Any]]] = {}
         self._history: collections.deque[Event] = collections.deque()
         self._history_size = history_size

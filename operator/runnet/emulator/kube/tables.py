@@ -5,19 +5,10 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from runnet.emulator.kube import jsonpath
+from runnet.emulator.kube import jsonpath, printers
 from runnet.emulator.kube.registry import ResourceType
 
-NAME_COLUMN = {
-    "name": "Name",
-    "type": "string",
-    "format": "name",
-    "description": "Name must be unique within a namespace. Is required when creating resources, although some "
-    "resources may allow a client to request the generation of an appropriate name automatically. Name is "
-    "primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: "
-    "https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names",
-    "priority": 0,
-}
+NAME_COLUMN = printers.NAMESPACES_COLUMNS[0]  # the Name column every table starts with
 
 
 VIEWS = ("Table", "PartialObjectMetadata", "PartialObjectMetadataList")
@@ -42,42 +33,11 @@ def partial(obj: dict[str, Any], version: str = "v1") -> dict[str, Any]:
     }
 
 
-def human_duration(seconds: float) -> str:
-    """k8s.io/apimachinery/pkg/util/duration.HumanDuration, as ``kubectl get`` prints ages."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes, hours = s // 60, s // 3600
-    if minutes < 10:
-        return f"{minutes}m" if s % 60 == 0 else f"{minutes}m{s % 60}s"
-    if minutes < 180:
-        return f"{minutes}m"
-    if hours < 8:
-        return f"{hours}h" if minutes % 60 == 0 else f"{hours}h{minutes % 60}m"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        return f"{hours // 24}d" if hours % 24 == 0 else f"{hours // 24}d{hours % 24}h"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = (hours // 24) % 365
-        return f"{hours // 24 // 365}y" if days == 0 else f"{hours // 24 // 365}y{days}d"
-    return f"{hours // 24 // 365}y"
-
-
 def _since(value: Any) -> str | None:
-    if not isinstance(value, str):
+    then = printers.parse_time(value)
+    if then is None:
         return None
-    try:
-        then = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return human_duration((datetime.datetime.now(datetime.UTC) - then).total_seconds())
+    return printers.human_duration((datetime.datetime.now(datetime.UTC) - then).total_seconds())
 
 
 def cell(column: dict[str, Any], obj: dict[str, Any]) -> Any:
@@ -89,29 +49,36 @@ def cell(column: dict[str, Any], obj: dict[str, Any]) -> Any:
     if not found or found[0] is None:
         return None
     value, kind = found[0], column.get("type", "string")
-    if column.get("reference") and isinstance(value, dict):  # events print their object as kind/name
-        return f"{str(value.get('kind', '')).lower()}/{value.get('name', '')}"
-    if kind == "string":
-        return jsonpath.go_format(value)
+    if kind == "string":  # JSONPath's PrintResults: lists and maps as JSON, the rest as Go prints them
+        return jsonpath.go_json(value) if isinstance(value, list | dict) else jsonpath.go_format(value)
     if kind == "date":
-        return _since(value)
+        return (_since(value) or "<invalid>") if isinstance(value, str) else None
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
     if kind == "integer":
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        return int(value) if numeric and float(value).is_integer() else None
+        return int(value) if numeric else None  # a float is truncated, as Go's int64() does
     if kind == "number":
-        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        return value if numeric else None
     if kind == "boolean":
         return value if isinstance(value, bool) else None
-    return jsonpath.go_format(value)
+    return None  # any other column type shows <none>
 
 
 def definitions(rt: ResourceType) -> list[dict[str, Any]]:
-    return [NAME_COLUMN] * rt.name_column + [
+    printer = None if rt.custom else printers.PRINTERS.get(rt.key)
+    if printer is not None:
+        return list(printer[0])
+
+    def description(column: dict[str, Any]) -> str:
+        if column.get("description") or not rt.custom:
+            return str(column.get("description", ""))
+        return f"Custom resource definition column (in JSONPath format): {column['jsonPath']}"
+
+    return [NAME_COLUMN] + [
         {
             "name": c["name"],
             "type": c.get("type", "string"),
             "format": c.get("format", ""),
-            "description": c.get("description", ""),
+            "description": description(c),
             "priority": c.get("priority", 0),
         }
         for c in rt.columns
@@ -135,10 +102,14 @@ def table(
     version: str = "v1",
     headers: bool = True,
 ) -> dict[str, Any]:
+    printer = None if rt.custom else printers.PRINTERS.get(rt.key)
     rows = []
     for obj in objs:
-        name = [obj.get("metadata", {}).get("name")] * rt.name_column
-        row: dict[str, Any] = {"cells": name + [cell(c, obj) for c in rt.columns]}
+        if printer is not None:
+            cells = printer[1](obj)
+        else:
+            cells = [obj.get("metadata", {}).get("name")] + [cell(c, obj) for c in rt.columns]
+        row: dict[str, Any] = {"cells": cells}
         embedded = _row_object(obj, include, version)
         if embedded is not None:
             row["object"] = embedded
