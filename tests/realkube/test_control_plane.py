@@ -59,6 +59,7 @@ def test_crds_are_accepted_and_established(kubectl: Kubectl) -> None:
     kubectl("apply", "--server-side", *(f"--filename={p}" for p in CRDS))
     kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     names = kubectl("get", "crd", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
+    names = [n for n in names if n.endswith(".runnet.dev")]  # the session's server serves other tests' CRDs too
     assert sorted(names) == ["egressgateways.runnet.dev", "pscendpoints.runnet.dev", "pscexports.runnet.dev"]
 
 
@@ -73,7 +74,7 @@ def test_deploy_applies_and_its_service_account_gets_what_rbac_grants(
     status, body = get(real_kube, "/apis/runnet.dev/v1alpha1/egressgateways", token)
     assert status == 200, body.get("message")
     status, body = get(real_kube, "/api/v1/namespaces", token)
-    assert status == 200, body.get("message")
+    assert status == 403, body.get("message")  # kopf in cluster-wide mode does not need namespaces
     status, body = get(real_kube, "/api/v1/secrets", token)
     assert status == 403, body.get("message")
     assert 'User "system:serviceaccount:runnet-system:runnet" cannot list resource "secrets"' in body["message"]

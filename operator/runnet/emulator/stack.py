@@ -148,10 +148,13 @@ class Stack:
     def table(self, kind: str, namespace: str = "default") -> str:
         """What ``kubectl get <kind>`` prints, from the API server's Table (the printer columns)."""
         path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}"
-        response = self.api.api_client.call_api(
-            path, "GET", header_params={"Accept": TABLE}, _preload_content=False, _request_timeout=10
+        client = self.api.api_client
+        request = client.param_serialize(
+            method="GET", resource_path=path, header_params={"Accept": TABLE}, auth_settings=["BearerToken"]
         )
-        table = json.loads(response[0].data)
+        response = client.call_api(*request, _request_timeout=10)
+        response.read()
+        table = json.loads(response.data)
         columns = [c for c in table["columnDefinitions"] if c.get("priority", 0) == 0]
         keep = [i for i, c in enumerate(table["columnDefinitions"]) if c.get("priority", 0) == 0]
         rows = [[_cell(row["cells"][i], table["columnDefinitions"][i]) for i in keep] for row in table["rows"]]

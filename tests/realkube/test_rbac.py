@@ -1,0 +1,187 @@
+"""RBAC proven, not assumed: the operator runs as the ServiceAccount in deploy/, bound to exactly deploy/rbac.yaml.
+
+With a token from the real TokenRequest API, the whole lifecycle of every kind sees no 403. Then each
+verb of each rule is taken out of the ClusterRole in turn, and something visibly fails: so the role
+grants nothing runnet does not use.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from runnet.emulator.gcp import EmulatorConfig
+from runnet.emulator.stack import Stack, running_stack
+from tests.operator.conftest import EXAMPLES, deploy_service
+from tests.realkube.conftest import Kubectl
+from tests.support.control_plane import ControlPlane
+from tests.support.real_stack import RealKube
+
+pytestmark = pytest.mark.timeout(900)
+REPO = Path(__file__).resolve().parents[2]
+RUNNET = str(Path(sys.executable).parent / "runnet")
+ROLE = yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text())
+CLUSTER_ROLE = next(d for d in ROLE if d["kind"] == "ClusterRole")
+REFUSED = ("Forbidden", "forbidden", " 403", "cannot list", "cannot watch", "cannot patch", "cannot create")
+
+
+def example(name: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((EXAMPLES / name).read_text()) if d]
+
+
+@pytest.fixture(scope="module")
+def deployed(real_kube: ControlPlane, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """deploy/ applied; a kubeconfig that is the runnet ServiceAccount (a TokenRequest token), nothing more."""
+    kubectl("apply", "-k", str(REPO / "deploy"))
+    kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+    token = kubectl("-n", "runnet-system", "create", "token", "runnet", "--duration=2h").stdout.strip()
+    admin = yaml.safe_load(real_kube.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "real", "cluster": cluster}],
+        "users": [{"name": "runnet", "user": {"token": token}}],
+        "contexts": [{"name": "runnet", "context": {"cluster": "real", "user": "runnet"}}],
+        "current-context": "runnet",
+    }
+    path = tmp_path_factory.mktemp("runnet-sa") / "kubeconfig"
+    path.write_text(yaml.safe_dump(config))
+    assert base64.b64decode(cluster["certificate-authority-data"])  # the operator trusts the server's CA
+    return path
+
+
+@pytest.fixture
+def cluster(real_kube: ControlPlane, tmp_path: Path) -> Iterator[Stack]:
+    with running_stack(EmulatorConfig(seed=1), tmp_path, RealKube(real_kube)) as stack:
+        # deploy/ installed the CRDs; running_stack re-applies them from the models (the same content).
+        yield stack
+
+
+def set_role(stack: Stack, rules: list[dict[str, Any]]) -> None:
+    rbac = kubernetes.client.RbacAuthorizationV1Api(stack.api.api_client)
+    role = copy.deepcopy(CLUSTER_ROLE)
+    role["rules"] = rules
+    rbac.replace_cluster_role("runnet", role)
+
+
+class Operator:
+    """`runnet run` as the ServiceAccount, its log kept to look for refusals."""
+
+    def __init__(self, kubeconfig: Path, stack: Stack, log: Path) -> None:
+        self.log = log
+        args = [RUNNET, "run", "--kubeconfig", str(kubeconfig), "--gcp-endpoint", stack.gcp.base_url]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [*args, "--resync-interval", "5"], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env
+        )
+
+    def refused(self) -> str:
+        lines = self.log.read_text(errors="replace").splitlines()
+        return next((line for line in lines if any(word in line for word in REFUSED)), "")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def until(check: Callable[[], bool], timeout: float, operator: Operator | None = None) -> bool:
+    """Whether ``check`` became true in time; False at once when the operator logs a refusal."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        if operator is not None and operator.refused():
+            return False
+        time.sleep(0.1)
+    return False
+
+
+def ready(stack: Stack, kind: str, name: str) -> bool:
+    obj = stack.get(kind, name) or {}
+    status = obj.get("status", {})
+    cond = next((c for c in status.get("conditions", []) if c["type"] == "Ready"), {})
+    return cond.get("status") == "True" and status.get("observedGeneration") == obj["metadata"]["generation"]
+
+
+def events_posted(stack: Stack, name: str) -> bool:
+    core = kubernetes.client.CoreV1Api(stack.api.api_client)
+    return any(e.involved_object.name == name for e in core.list_namespaced_event("default").items)
+
+
+def test_the_whole_lifecycle_of_every_kind_as_the_service_account_sees_no_403(
+    deployed: Path, cluster: Stack, tmp_path: Path
+) -> None:
+    set_role(cluster, CLUSTER_ROLE["rules"])
+    deploy_service(cluster.clients, "my-project", "asia-northeast1", "direct-vpc-egress")
+    deploy_service(cluster.clients, "producer-project", "asia-northeast1", "hello-service")
+    operator = Operator(deployed, cluster, tmp_path / "operator.log")
+    try:
+        bodies = [*example("egress-fixed-ip.yaml"), *example("psc-export.yaml"), *example("psc-endpoint.yaml")]
+        for body in bodies:
+            cluster.apply(body)
+        for body in bodies:
+            assert until(lambda b=body: ready(cluster, b["kind"], b["metadata"]["name"]), 90, operator), (
+                operator.refused() or cluster.get(body["kind"], body["metadata"]["name"])
+            )
+        assert until(lambda: events_posted(cluster, "fixed-ip"), 15, operator)
+        for body in reversed(bodies):
+            cluster.delete(body["kind"], body["metadata"]["name"])
+        for body in bodies:
+            assert until(lambda b=body: cluster.get(b["kind"], b["metadata"]["name"]) is None, 90, operator)
+    finally:
+        operator.stop()
+    assert operator.refused() == "", operator.refused()
+
+
+def ablations() -> list[tuple[str, list[dict[str, Any]]]]:
+    """The role with one verb of one rule taken out, for each verb of each rule."""
+    out = []
+    for i, rule in enumerate(CLUSTER_ROLE["rules"]):
+        for verb in rule["verbs"]:
+            rules = copy.deepcopy(CLUSTER_ROLE["rules"])
+            rules[i]["verbs"] = [v for v in rule["verbs"] if v != verb]
+            if not rules[i]["verbs"]:
+                del rules[i]
+            out.append((f"{verb} {','.join(rule['resources'])}", rules))
+    return out
+
+
+ABLATIONS = ablations()
+
+
+@pytest.mark.parametrize("rules", [rules for _, rules in ABLATIONS], ids=[name for name, _ in ABLATIONS])
+def test_taking_any_verb_out_of_the_role_breaks_something(
+    deployed: Path, cluster: Stack, tmp_path: Path, rules: list[dict[str, Any]]
+) -> None:
+    set_role(cluster, rules)
+    deploy_service(cluster.clients, "my-project", "asia-northeast1", "direct-vpc-egress")
+    operator = Operator(deployed, cluster, tmp_path / "operator.log")
+    try:
+        (body,) = example("egress-fixed-ip.yaml")
+        cluster.apply(body)
+        worked = until(lambda: ready(cluster, "EgressGateway", "fixed-ip"), 25, operator)
+        worked = worked and until(lambda: events_posted(cluster, "fixed-ip"), 10, operator)
+        if worked:
+            cluster.delete("EgressGateway", "fixed-ip")
+            worked = until(lambda: cluster.get("EgressGateway", "fixed-ip") is None, 25, operator)
+    finally:
+        operator.stop()
+        set_role(cluster, CLUSTER_ROLE["rules"])
+    assert not worked or operator.refused(), "the operator did everything without this permission: drop it"
