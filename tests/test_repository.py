@@ -62,3 +62,8 @@ def test_kubectl_explain_has_words_for_every_field_and_no_regex() -> None:
         walk(schema["properties"]["status"], f"{info.kind}.status")
     assert missing == []
     assert patterns == [], "a pattern reaches users as a regex: use a Shape (api/common.py)"
+
+
+def test_the_crds_kustomization_lists_every_generated_crd() -> None:
+    listed = yaml.safe_load((ROOT / "crds" / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(f"{info.crd_name}.yaml" for info in crds.KINDS)

@@ -209,6 +209,13 @@ def crds(directory: Path, check: bool) -> None:
 @click.option(
     "--liveness", default=None, help="Serve kopf's liveness probe at this URL, e.g. http://0.0.0.0:8080/healthz."
 )
+@click.option(
+    "--tenancy",
+    type=click.Choice(["bound", "open"]),
+    default="bound",
+    show_default=True,
+    help="bound: a ProjectBinding must grant an object's GCP project to its namespace; open: no check (one team).",
+)
 def run(
     kubeconfig: str | None,
     namespaces: tuple[str, ...],
@@ -217,6 +224,7 @@ def run(
     resync_interval: float,
     concurrency: int,
     liveness: str | None,
+    tenancy: str,
 ) -> None:
     """Run the operator."""
     import logging
@@ -236,6 +244,7 @@ def run(
         resync_interval=resync_interval,
         concurrency=concurrency,
         liveness=liveness,
+        tenancy=tenancy,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(settings))

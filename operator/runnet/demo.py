@@ -77,6 +77,7 @@ async def run_demo(say: Say = print, *, serve: bool = False, latency: float = 0.
     settings = OperatorSettings(kubeconfig=str(stack.kubeconfig), gcp_endpoint=stack.gcp.base_url, resync_interval=30)
     operator = asyncio.create_task(run_operator(settings, stop_flag=stop))
     try:
+        await _bindings(stack, say)
         await _egress(stack, say)
         if with_psc:
             await _psc(stack, say)
@@ -105,6 +106,16 @@ async def _apply_and_wait(stack: Stack, example: str, say: Say) -> None:
         await asyncio.to_thread(stack.apply, body)
     for body in documents(example):
         await asyncio.to_thread(stack.wait_ready, body["kind"], body["metadata"]["name"], 120)
+
+
+async def _bindings(stack: Stack, say: Say) -> None:
+    say("\n== Which namespaces may manage which GCP projects (ProjectBinding) ==")
+    for body in documents("project-bindings.yaml"):
+        say(f"$ kubectl apply -f examples/project-bindings.yaml   # ProjectBinding {body['metadata']['name']}")
+        await asyncio.to_thread(stack.apply, body)
+    await asyncio.to_thread(stack.wait_ready, "ProjectBinding", EGRESS_PROJECT, 30)
+    say("$ kubectl get projectbindings")
+    say(stack.table("ProjectBinding"))
 
 
 async def _egress(stack: Stack, say: Say) -> None:

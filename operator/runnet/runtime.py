@@ -16,6 +16,7 @@ import kopf
 
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients, GCPSettings
+from runnet.tenancy import Grant, Tenancy
 
 log = logging.getLogger(__name__)
 FINALIZER = "runnet.dev/finalizer"
@@ -33,6 +34,8 @@ class OperatorSettings:
     concurrency: int = 64
     liveness: str | None = None
     """``http://0.0.0.0:8080/healthz`` serves kopf's liveness probe."""
+    tenancy: str = "bound"
+    """bound: a ProjectBinding must grant each object's project to its namespace; open: no check."""
 
 
 class StatusWriter:
@@ -55,19 +58,22 @@ class StatusWriter:
             self._api = kubernetes.client.CustomObjectsApi(client)
         return self._api
 
-    async def patch(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Best effort: a failure is logged, and the handler's own status write follows anyway."""
+    async def patch(self, plural: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
+        """Best effort: a failure is logged, and the handler's own status write follows anyway. A namespace of
+        None: a cluster-scoped object."""
         from runnet.api.common import GROUP, VERSION
 
         def send() -> None:
-            self._objects().patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, {"status": status}
-            )
+            body = {"status": status}
+            if namespace is None:
+                self._objects().patch_cluster_custom_object_status(GROUP, VERSION, plural, name, body)
+            else:
+                self._objects().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
 
         try:
             await asyncio.to_thread(send)
         except Exception as exc:  # progress is advice: the pass goes on
-            log.info("could not show progress on %s/%s: %s", namespace, name, exc)
+            log.warning("could not write the status of %s %s/%s: %s", plural, namespace, name, exc)
 
 
 class Runtime:
@@ -77,6 +83,12 @@ class Runtime:
         self.settings = settings
         self.status = StatusWriter(settings.kubeconfig)
         self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint))
+        self.tenancy = Tenancy(settings.tenancy)
+        self._impersonating: dict[str, Clients] = {}
+        self.grants: dict[tuple[str, str], str] = {}
+        """(plural, namespace/name) -> the ProjectBinding its last pass went through ('' when not bound)."""
+        self.bindings_changed = asyncio.Event()
+        """Set when a binding or what uses it changed: its status is due."""
         self._engine: Engine | None = None
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._due: dict[tuple[str, str], float] = {}
@@ -119,6 +131,34 @@ class Runtime:
         """Reconcile ``namespace/name`` of that kind at the next tick (a related object changed)."""
         self._due[(plural, key)] = 0.0
 
+    def use_grant(self, plural: str, key: str, binding: str | None) -> None:
+        """Remember which binding an object's last pass went through (None: the object is gone); a change wakes
+        the loop that writes the bindings' statuses."""
+        before = self.grants.get((plural, key))
+        if binding is None:
+            self.grants.pop((plural, key), None)
+        else:
+            self.grants[(plural, key)] = binding
+        if before != binding:
+            self.bindings_changed.set()
+
+    def poke_namespaces(self, namespaces: set[str]) -> None:
+        """Reconcile every known object of these namespaces at the next tick (a ProjectBinding changed)."""
+        for plural, key in list(self._due):
+            if key.split("/", 1)[0] in namespaces:
+                self._due[(plural, key)] = 0.0
+
+    def clients_for(self, grant: Grant) -> Clients:
+        """The clients acting as the grant's identity: the operator's own, or a service account's (one set each,
+        so that the token google-auth caches is shared by every object of that binding)."""
+        account = grant.service_account
+        if account is None:
+            return self.clients
+        if account not in self._impersonating:
+            settings = GCPSettings(endpoint=self.settings.gcp_endpoint, impersonate=account)
+            self._impersonating[account] = Clients(settings)
+        return self._impersonating[account]
+
 
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
@@ -145,9 +185,10 @@ def kube_credentials_problem(kubeconfig: str | None) -> str:
 
 
 def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
-    from runnet.handlers import egress, psc
+    from runnet.handlers import egress, psc, tenancy
 
     registry = kopf.OperatorRegistry()
+    tenancy.register(registry, runtime)
     egress.register(registry, runtime)
     psc.register(registry, runtime)
 
@@ -180,6 +221,11 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
 async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
     """Run until ``stop_flag`` is set, or SIGINT/SIGTERM arrives (or forever)."""
     runtime = Runtime(settings)
+    if settings.tenancy == "open":
+        log.warning(
+            "tenancy open: any namespace's runnet objects may manage any GCP project runnet's identity reaches; "
+            "use --tenancy bound (the default) with ProjectBindings when teams share this operator"
+        )
     registry = build_registry(runtime)
     stop = stop_flag or asyncio.Event()
     ready = asyncio.Event()

@@ -24,7 +24,10 @@ CONFLICT = "Conflict"
 GCP_ERROR = "GCPError"
 PERMISSION_DENIED = "PermissionDenied"
 WAITING = "Waiting"
-STALL_REASONS = frozenset({INVALID_SPEC, CONFLICT, PERMISSION_DENIED, "ProjectNotBound", "ConnectionRejected"})
+IMPERSONATION_DENIED = "ImpersonationDenied"
+STALL_REASONS = frozenset(
+    {INVALID_SPEC, CONFLICT, PERMISSION_DENIED, IMPERSONATION_DENIED, "ProjectNotBound", "ConnectionRejected"}
+)
 """Ready=False reasons only a person can fix: Stalled (kstatus Failed, Argo CD Degraded)."""
 APPLYING = "Applying"
 QUIET_REASONS = frozenset({WAITING, APPLYING, "Deleting", "WaitingForExport", "ConnectionPending"})
@@ -106,6 +109,15 @@ class Outcome_:
     """Seconds until a retry is useful; None when converged or only a spec change can help."""
 
 
+def failure_reason(code: int, gcp_reason: str) -> str:
+    """The Ready reason for a failed GCP call: a missing permission or identity stalls, the rest is retried."""
+    if gcp_reason == "impersonationDenied":
+        return IMPERSONATION_DENIED
+    if code == 403 and gcp_reason != "rateLimitExceeded":
+        return PERMISSION_DENIED
+    return GCP_ERROR
+
+
 def run_health(run: RunResult) -> tuple[bool, str, str]:
     """(ready, reason, message) from the engine's pass alone."""
     if run.ready:
@@ -117,8 +129,8 @@ def run_health(run: RunResult) -> tuple[bool, str, str]:
     reason = _REASONS.get(problem.outcome, WAITING)
     if problem.outcome in (Outcome.WAITING, Outcome.BLOCKED) and obs is not None and obs.reason:
         reason = obs.reason
-    if problem.outcome is Outcome.FAILED and problem.code == 403 and problem.reason != "rateLimitExceeded":
-        reason = PERMISSION_DENIED
+    if problem.outcome is Outcome.FAILED:
+        reason = failure_reason(problem.code, problem.reason)
     message = problem.message or f"waiting for {node.adapter.kind} {node.adapter.name}"
     return False, reason, message
 

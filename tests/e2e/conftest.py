@@ -22,6 +22,7 @@ def stack_config() -> EmulatorConfig:
 
 
 BACKENDS = ["stand-in", "real"]
+STANDARD_PROJECTS = ("my-project", "producer-project", "consumer-project")
 
 
 def kube_backend(request: pytest.FixtureRequest, name: str) -> KubeBackend | None:
@@ -35,6 +36,8 @@ def kube_backend(request: pytest.FixtureRequest, name: str) -> KubeBackend | Non
 def stack(stack_config: EmulatorConfig, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
     """Both stand-ins... or the GCP emulator with a real kube-apiserver: every e2e test runs on both."""
     with running_stack(stack_config, tmp_path, kube_backend(request, request.param)) as s:
+        for project in STANDARD_PROJECTS:  # the operator runs with --tenancy bound, as deploy/ installs it
+            s.bind(project)
         yield s
 
 

@@ -34,6 +34,7 @@ def real(real_kube: Any, tmp_path: Path) -> Iterator[Stack]:
     gotools.require("argo-health")
     # Operations take a second, so that "creating" lasts long enough to be read.
     with running_stack(EmulatorConfig(seed=1, operation_latency=1.0), tmp_path, RealKube(real_kube)) as stack:
+        stack.bind(PROJECT)
         yield stack
 
 

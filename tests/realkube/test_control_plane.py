@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from runnet.api.crds import KINDS
 from tests.realkube.conftest import Kubectl
 from tests.support import control_plane
 from tests.support.control_plane import ControlPlane
@@ -55,12 +56,13 @@ def test_server_reports_the_version_built(kubectl: Kubectl) -> None:
 
 
 def test_crds_are_accepted_and_established(kubectl: Kubectl) -> None:
-    assert len(CRDS) == 3
+    assert [p.name for p in CRDS] == sorted(f"{info.crd_name}.yaml" for info in KINDS)
     kubectl("apply", "--server-side", *(f"--filename={p}" for p in CRDS))
     kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     names = kubectl("get", "crd", "-o", "jsonpath={.items[*].metadata.name}").stdout.split()
     names = [n for n in names if n.endswith(".runnet.dev")]  # the session's server serves other tests' CRDs too
-    assert sorted(names) == ["egressgateways.runnet.dev", "pscendpoints.runnet.dev", "pscexports.runnet.dev"]
+    assert sorted(names) == sorted(info.crd_name for info in KINDS)
+    assert "projectbindings.runnet.dev" in names
 
 
 def test_deploy_applies_and_its_service_account_gets_what_rbac_grants(

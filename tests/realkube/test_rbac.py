@@ -67,6 +67,8 @@ def deployed(real_kube: ControlPlane, kubectl: Kubectl, tmp_path_factory: pytest
 def cluster(real_kube: ControlPlane, tmp_path: Path) -> Iterator[Stack]:
     with running_stack(EmulatorConfig(seed=1), tmp_path, RealKube(real_kube)) as stack:
         # deploy/ installed the CRDs; running_stack re-applies them from the models (the same content).
+        for project in ("my-project", "producer-project", "consumer-project"):
+            stack.bind(project)
         yield stack
 
 
@@ -185,3 +187,32 @@ def test_taking_any_verb_out_of_the_role_breaks_something(
         operator.stop()
         set_role(cluster, CLUSTER_ROLE["rules"])
     assert not worked or operator.refused(), "the operator did everything without this permission: drop it"
+
+
+def test_namespace_editors_manage_runnet_objects_and_only_cluster_admins_bind_projects(
+    deployed: Path, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    """The aggregated roles' content, as a namespace editor and viewer get it (the built-in edit/view roles pick
+    them up through their aggregate-to labels; aggregation itself runs in kube-controller-manager, which this
+    control plane does not run, so the roles are bound directly here)."""
+    kubectl("create", "namespace", "team-rbac", check=False)
+    kubectl("-n", "team-rbac", "create", "rolebinding", "alice-edits", "--clusterrole=runnet-edit", "--user=alice")
+    kubectl("-n", "team-rbac", "create", "rolebinding", "bob-views", "--clusterrole=runnet-view", "--user=bob")
+
+    def can(who: str, verb: str, resource: str, namespace: str = "team-rbac", subresource: str = "") -> bool:
+        args = ["auth", "can-i", verb, resource, f"--as={who}"]
+        args += ["-n", namespace] if namespace else []
+        args += [f"--subresource={subresource}"] if subresource else []
+        return kubectl(*args, check=False).stdout.strip() == "yes"
+
+    for kind in ("egressgateways.runnet.dev", "pscexports.runnet.dev", "pscendpoints.runnet.dev"):
+        assert can("alice", "create", kind) and can("alice", "delete", kind) and can("alice", "patch", kind)
+        assert can("bob", "get", kind) and can("bob", "list", kind) and not can("bob", "create", kind)
+        assert not can("alice", "create", kind, "default"), "only in the namespace she edits"
+    assert not can("alice", "create", "projectbindings.runnet.dev", "")
+    assert not can("alice", "patch", "egressgateways.runnet.dev", subresource="status"), "status is runnet's"
+    assert can("bob", "get", "egressgateways.runnet.dev", subresource="status")
+    edit = yaml.safe_load(kubectl("get", "clusterrole", "runnet-edit", "-o", "yaml").stdout)
+    view = yaml.safe_load(kubectl("get", "clusterrole", "runnet-view", "-o", "yaml").stdout)
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"

@@ -19,6 +19,8 @@ from runnet.api import crds
 from runnet.api.common import GROUP, VERSION
 from tests.support.control_plane import ControlPlane
 
+UNFINALIZED = {"metadata": {"finalizers": None}}
+
 
 class RealKube:
     name = "real"
@@ -79,9 +81,14 @@ class RealKube:
                 raise
             for obj in found:
                 meta = obj["metadata"]
+                if not info.namespaced:
+                    cluster = (GROUP, VERSION, info.plural, meta["name"])
+                    _gone_ok(lambda a=cluster: objects.patch_cluster_custom_object(*a, UNFINALIZED))
+                    _gone_ok(lambda a=cluster: objects.delete_cluster_custom_object(*a))
+                    continue
                 namespaces.add(meta["namespace"])
                 args = (GROUP, VERSION, meta["namespace"], info.plural, meta["name"])
-                _gone_ok(lambda a=args: objects.patch_namespaced_custom_object(*a, {"metadata": {"finalizers": None}}))
+                _gone_ok(lambda a=args: objects.patch_namespaced_custom_object(*a, UNFINALIZED))
                 _gone_ok(lambda a=args: objects.delete_namespaced_custom_object(*a))
         for namespace in namespaces:
             core.delete_collection_namespaced_event(namespace)

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from runnet.api import egress, psc
+from runnet.api import egress, psc, tenancy
 from runnet.api.common import GROUP, VERSION, expectation
 
 
@@ -28,6 +28,7 @@ class KindInfo:
     status: type[BaseModel]
     description: str = ""
     columns: list[dict[str, Any]] = field(default_factory=list)
+    namespaced: bool = True
 
     @property
     def crd_name(self) -> str:
@@ -87,6 +88,23 @@ KINDS: list[KindInfo] = [
             _ready_column(),
             {"name": "IP", "type": "string", "jsonPath": ".status.ip"},
             {"name": "Status", "type": "string", "jsonPath": ".status.connectionStatus"},
+            _age_column(),
+        ],
+    ),
+    KindInfo(
+        kind=tenancy.KIND,
+        plural="projectbindings",
+        singular="projectbinding",
+        short_names=["pb"],
+        spec=tenancy.ProjectBindingSpec,
+        status=tenancy.ProjectBindingStatus,
+        description=tenancy.DESCRIPTION,
+        namespaced=False,
+        columns=[
+            _ready_column(),
+            {"name": "Project", "type": "string", "jsonPath": ".spec.project"},
+            {"name": "Service Account", "type": "string", "jsonPath": ".spec.serviceAccount"},
+            {"name": "Objects", "type": "integer", "jsonPath": ".status.objects"},
             _age_column(),
         ],
     ),
@@ -180,7 +198,7 @@ def crd(info: KindInfo) -> dict[str, Any]:
         "metadata": {"name": info.crd_name, "labels": {"app.kubernetes.io/part-of": "runnet"}},
         "spec": {
             "group": GROUP,
-            "scope": "Namespaced",
+            "scope": "Namespaced" if info.namespaced else "Cluster",
             "names": {
                 "kind": info.kind,
                 "listKind": f"{info.kind}List",

@@ -48,9 +48,9 @@ class ProjectBindingSpec(Model):
             ]
         },
     )
-    service_account: Annotated[
-        str, Field(pattern=SERVICE_ACCOUNT.pattern, max_length=SERVICE_ACCOUNT.max_length)
-    ] | None = Field(
+    service_account: (
+        Annotated[str, Field(pattern=SERVICE_ACCOUNT.pattern, max_length=SERVICE_ACCOUNT.max_length)] | None
+    ) = Field(
         default=None,
         description="Google service account runnet impersonates for these namespaces' objects in this project "
         "(runnet's own identity needs roles/iam.serviceAccountTokenCreator on it). Without it, runnet uses its own.",

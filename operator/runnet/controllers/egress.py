@@ -18,7 +18,7 @@ from runnet.gcp.context import Context
 from runnet.gcp.ownership import Owner
 from runnet.gcp.run_service import attached_services
 from runnet.plan import egress as plan
-from runnet.status import GCP_ERROR, PERMISSION_DENIED, Outcome_, invalid, teardown_skipped
+from runnet.status import Outcome_, failure_reason, invalid, teardown_skipped
 
 RETRY = 10.0
 
@@ -46,8 +46,7 @@ async def discover(engine: Engine, ctx: Context, gateway: str) -> plan.Owned:
 
 def unknown(obj: Object, exc: GCPCallError) -> Outcome_:
     """A pass that could not find out what runnet owns: nothing is written, it is tried again soon."""
-    reason = PERMISSION_DENIED if exc.code == 403 and exc.reason != "rateLimitExceeded" else GCP_ERROR
-    outcome = invalid(obj.status, obj.generation, exc.message, reason=reason)
+    outcome = invalid(obj.status, obj.generation, exc.message, reason=failure_reason(exc.code, exc.reason))
     outcome.retry_after = RETRY if exc.retryable else None
     return outcome
 

@@ -28,6 +28,7 @@ from runnet.emulator.kube import KubeEmulator, KubeEmulatorThread, write_kubecon
 from runnet.gcp.clients import Clients, GCPSettings
 
 PLURALS = {info.kind: info.plural for info in crds.KINDS}
+CLUSTER_SCOPED = {info.kind for info in crds.KINDS if not info.namespaced}
 TABLE = "application/json;as=Table;g=meta.k8s.io;v=v1"
 
 
@@ -102,18 +103,25 @@ class Stack:
 
     def apply(self, body: dict[str, Any]) -> dict[str, Any]:
         """Create the object, or replace its spec when it exists (like kubectl apply)."""
-        plural = PLURALS[body["kind"]]
+        kind, name = body["kind"], body["metadata"]["name"]
+        plural, api = PLURALS[kind], self.api
         ns = body["metadata"].get("namespace", "default")
         try:
-            return self.api.create_namespaced_custom_object(GROUP, VERSION, ns, plural, body)  # type: ignore[no-any-return,return-value]
+            if kind in CLUSTER_SCOPED:
+                return api.create_cluster_custom_object(GROUP, VERSION, plural, body)  # type: ignore[no-any-return,return-value]
+            return api.create_namespaced_custom_object(GROUP, VERSION, ns, plural, body)  # type: ignore[no-any-return,return-value]
         except kubernetes.client.ApiException as exc:
             if exc.status != 409:
                 raise
         patch = {"spec": body["spec"]}
-        return self.api.patch_namespaced_custom_object(GROUP, VERSION, ns, plural, body["metadata"]["name"], patch)  # type: ignore[no-any-return,return-value]
+        if kind in CLUSTER_SCOPED:
+            return api.patch_cluster_custom_object(GROUP, VERSION, plural, name, patch)  # type: ignore[no-any-return,return-value]
+        return api.patch_namespaced_custom_object(GROUP, VERSION, ns, plural, name, patch)  # type: ignore[no-any-return,return-value]
 
     def get(self, kind: str, name: str, namespace: str = "default") -> dict[str, Any] | None:
         try:
+            if kind in CLUSTER_SCOPED:
+                return self.api.get_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)  # type: ignore[no-any-return,return-value]
             return self.api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)  # type: ignore[no-any-return,return-value]
         except kubernetes.client.ApiException as exc:
             if exc.status == 404:
@@ -121,13 +129,41 @@ class Stack:
             raise
 
     def delete(self, kind: str, name: str, namespace: str = "default") -> None:
-        self.api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+        if kind in CLUSTER_SCOPED:
+            self.api.delete_cluster_custom_object(GROUP, VERSION, PLURALS[kind], name)
+        else:
+            self.api.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+
+    def bind(
+        self, project: str, namespaces: list[str] | None = None, service_account: str | None = None, name: str = ""
+    ) -> dict[str, Any]:
+        """A ProjectBinding (as a cluster administrator writes it) letting ``namespaces`` manage ``project``."""
+        spec: dict[str, Any] = {"project": project, "namespaces": namespaces or ["default"]}
+        if service_account:
+            spec["serviceAccount"] = service_account
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ProjectBinding",
+            "metadata": {"name": name or project},
+            "spec": spec,
+        }
+        return self.apply(body)
+
+    def namespace(self, name: str) -> None:
+        """Create a namespace (a no-op when it exists)."""
+        core = kubernetes.client.CoreV1Api(self.api.api_client)
+        try:
+            core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name)))
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 409:
+                raise
 
     def condition(self, kind: str, name: str, type_: str = "Ready", namespace: str = "default") -> dict[str, Any]:
         obj = self.get(kind, name, namespace) or {}
         return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
 
     def wait_ready(self, kind: str, name: str, timeout: float = 60, namespace: str = "default") -> dict[str, Any]:
+        """Ready at its current generation."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             obj = self.get(kind, name, namespace) or {}
@@ -147,7 +183,8 @@ class Stack:
 
     def table(self, kind: str, namespace: str = "default") -> str:
         """What ``kubectl get <kind>`` prints, from the API server's Table (the printer columns)."""
-        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURALS[kind]}"
+        scope = "" if kind in CLUSTER_SCOPED else f"/namespaces/{namespace}"
+        path = f"/apis/{GROUP}/{VERSION}{scope}/{PLURALS[kind]}"
         client = self.api.api_client
         request = client.param_serialize(
             method="GET", resource_path=path, header_params={"Accept": TABLE}, auth_settings=["BearerToken"]

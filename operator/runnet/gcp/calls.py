@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import RefreshError
 from google.cloud import compute_v1, run_v2
 from google.longrunning import operations_pb2
 
@@ -40,12 +41,30 @@ class GCPCallError(Exception):
         self.reason = reason
 
 
+IMPERSONATION_DENIED = "impersonationDenied"
+
+
+def refused_identity(what: str, exc: RefreshError) -> GCPCallError:
+    """google-auth could not get a token for the ProjectBinding's service account: only a person can grant it."""
+    detail = " ".join(str(a) for a in exc.args)
+    denied = "getAccessToken" in detail or "PERMISSION_DENIED" in detail or "403" in detail
+    why = (
+        "runnet's own Google identity may not impersonate the ProjectBinding's service account: grant it "
+        "roles/iam.serviceAccountTokenCreator on that service account"
+        if denied
+        else f"no credentials for the ProjectBinding's service account ({detail[:200]})"
+    )
+    return GCPCallError(f"{what}: {why}", retryable=not denied, code=403 if denied else 0, reason=IMPERSONATION_DENIED)
+
+
 def call(what: str, fn: Callable[[], T]) -> T:
     """Run a client call; API errors become GCPCallError naming ``what`` was being done."""
     try:
         return fn()
     except gexc.GoogleAPICallError as exc:
         raise from_api_error(what, exc) from exc
+    except RefreshError as exc:
+        raise refused_identity(what, exc) from exc
 
 
 def from_api_error(what: str, exc: gexc.GoogleAPICallError) -> GCPCallError:
@@ -74,6 +93,8 @@ def find(what: str, fn: Callable[[], T]) -> T | None:
             return fn()
         except gexc.NotFound:
             return None
+        except RefreshError as exc:
+            raise refused_identity(what, exc) from exc
         except gexc.GoogleAPICallError as exc:
             error = from_api_error(what, exc)
             if not error.retryable or error.code == 409 or attempt == READ_ATTEMPTS - 1:

@@ -1,9 +1,12 @@
-"""Builds the official Google Cloud clients from one setting: where GCP is.
+"""Builds the official Google Cloud clients from two settings: where GCP is, and who runnet acts as.
 
 With an endpoint (the emulator, ``--gcp-endpoint`` / ``RUNNET_GCP_ENDPOINT``) every client talks
 plain HTTP to it with anonymous credentials; without one they use Application Default Credentials
-(Workload Identity on GKE). google-cloud-compute polls operations through separately built
-operation clients that ignore ``client_options``, so ours are built here and injected.
+(Workload Identity on GKE). With ``impersonate`` (a ProjectBinding's service account) they act as
+that Google service account through google-auth's impersonated credentials (IAM Credentials
+``generateAccessToken``; google-auth caches the token and refreshes it before it expires).
+google-cloud-compute polls operations through separately built operation clients that ignore
+``client_options``, so ours are built here and injected.
 """
 
 from __future__ import annotations
@@ -12,15 +15,24 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import google.auth
 from google.api_core.client_options import ClientOptions
+from google.auth import impersonated_credentials
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1, run_v2
+from google.oauth2 import credentials as oauth2
+
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
+EMULATOR_TOKEN = "runnet-operator"
+"""What runnet presents to an emulator as its own identity (the emulator did not issue it: its default principal)."""
 
 
 @dataclass(frozen=True)
 class GCPSettings:
     endpoint: str | None = None
     """Base URL of a GCP stand-in (``http://127.0.0.1:8085``); None means real Google Cloud."""
+    impersonate: str | None = None
+    """A Google service account email to act as; None: runnet's own identity."""
 
 
 CALL_TIMEOUT = 120.0
@@ -45,14 +57,33 @@ class Clients:
         self.known_regions: set[tuple[str, str]] = set()
         """(project, region) pairs GCP confirmed exist: regions do not go away, so each is read once."""
 
+    @cached_property
+    def credentials(self) -> Credentials | None:
+        """None: the clients find Application Default Credentials themselves."""
+        endpoint, account = self.settings.endpoint, self.settings.impersonate
+        if account is None:
+            return AnonymousCredentials() if endpoint else None  # type: ignore[no-untyped-call]
+        if endpoint:
+            source: Credentials = oauth2.Credentials(token=EMULATOR_TOKEN)  # type: ignore[no-untyped-call]
+            override = f"{endpoint.rstrip('/')}/v1/projects/-/serviceAccounts/{account}:generateAccessToken"
+        else:
+            source, _ = google.auth.default(scopes=[CLOUD_PLATFORM])
+            override = None
+        return impersonated_credentials.Credentials(  # type: ignore[no-untyped-call]
+            source_credentials=source,
+            target_principal=account,
+            target_scopes=[CLOUD_PLATFORM],
+            lifetime=3600,
+            iam_endpoint_override=override,
+        )
+
     def _kwargs(self) -> dict[str, Any]:
-        if not self.settings.endpoint:
-            return {}
-        credentials: Credentials = AnonymousCredentials()  # type: ignore[no-untyped-call]
-        return {
-            "credentials": credentials,
-            "client_options": ClientOptions(api_endpoint=self.settings.endpoint.rstrip("/")),
-        }
+        kwargs: dict[str, Any] = {}
+        if self.credentials is not None:
+            kwargs["credentials"] = self.credentials
+        if self.settings.endpoint:
+            kwargs["client_options"] = ClientOptions(api_endpoint=self.settings.endpoint.rstrip("/"))
+        return kwargs
 
     def _compute(self, cls: Any) -> Any:
         client = _own_retries(cls(transport="rest", **self._kwargs()))

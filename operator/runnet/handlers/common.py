@@ -12,7 +12,8 @@ from runnet.controllers.base import Object
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients
 from runnet.runtime import Runtime
-from runnet.status import Outcome_, applying
+from runnet.status import Outcome_, applying, invalid
+from runnet.tenancy import NOT_BOUND, Grant
 
 TICK = 2.0
 """Seconds between checks whether an object is due for a resync (a check costs nothing)."""
@@ -51,6 +52,21 @@ def _ready_message(outcome: Outcome_, default: str) -> str:
     return default
 
 
+UNBOUND_RETRY = 30.0
+"""Seconds between checks whether a deleted object's project is bound again (a binding change also pokes it)."""
+
+
+def granted(runtime: Runtime, plural: str, obj: Object) -> Grant | str:
+    """The tenancy decision for an object, remembered for its binding's status (what uses it)."""
+    kind = next((k for k, p in _KINDS.items() if p == plural), plural)
+    grant = runtime.tenancy.grant(obj.namespace, str(obj.spec.get("project", "")), kind)
+    runtime.use_grant(plural, obj.key, "" if isinstance(grant, str) else grant.binding)
+    return grant
+
+
+_KINDS = {"EgressGateway": "egressgateways", "PSCExport": "pscexports", "PSCEndpoint": "pscendpoints"}
+
+
 def register_kind(
     registry: kopf.OperatorRegistry,
     runtime: Runtime,
@@ -64,6 +80,8 @@ def register_kind(
     resource = (GROUP, VERSION, plural)
 
     def see(kwargs: dict[str, Any]) -> None:
+        if "projectbindings" in kwargs:
+            runtime.tenancy.index = kwargs["projectbindings"]
         if bind is not None:
             bind(kwargs)
 
@@ -72,11 +90,15 @@ def register_kind(
         async with runtime.lock(obj.uid):
             if runtime.is_deleting(obj.uid):
                 return  # a resync that waited behind the teardown
-            progress = applying(obj.status, obj.generation)
-            if progress is not None:
-                # Shown only: the pass compares with what was there before (Events, transition times).
-                await runtime.status.patch(plural, obj.namespace, obj.name, progress)
-            outcome = await reconcile(obj, runtime.engine, runtime.clients)
+            grant = granted(runtime, plural, obj)
+            if isinstance(grant, str):
+                outcome = invalid(obj.status, obj.generation, grant, reason=NOT_BOUND)  # and no GCP call at all
+            else:
+                progress = applying(obj.status, obj.generation)
+                if progress is not None:
+                    # Shown only: the pass compares with what was there before (Events, transition times).
+                    await runtime.status.patch(plural, obj.namespace, obj.name, progress)
+                outcome = await reconcile(obj, runtime.engine, runtime.clients_for(grant))
         runtime.schedule(plural, obj.key, outcome.retry_after)
         write(body, patch, outcome)
 
@@ -101,9 +123,20 @@ def register_kind(
         see(kwargs)
         obj = as_object(body)
         runtime.deleting(obj.uid)
+        grant = granted(runtime, plural, obj)
+        if isinstance(grant, str) and obj.spec.get("deletionPolicy") != "Orphan":
+            # Deleting is changing GCP too: it waits for a binding (an Orphan deletion touches nothing).
+            message = (
+                f"{grant}; until then runnet deletes nothing in GCP and the object stays (or set "
+                "spec.deletionPolicy: Orphan to let it go and leave GCP as it is)"
+            )
+            write(body, patch, invalid(obj.status, obj.generation, message, reason=NOT_BOUND))
+            raise kopf.TemporaryError(message, delay=UNBOUND_RETRY)
+        clients = runtime.clients if isinstance(grant, str) else runtime.clients_for(grant)
         async with runtime.lock(obj.uid):
-            outcome = await finalize(obj, runtime.engine, runtime.clients)
+            outcome = await finalize(obj, runtime.engine, clients)
         write(body, patch, outcome)
         if outcome.retry_after is not None:
             raise kopf.TemporaryError(_ready_message(outcome, "deleting"), delay=outcome.retry_after)
         runtime.forget(obj.uid)
+        runtime.use_grant(plural, obj.key, None)
