@@ -216,6 +216,21 @@ def crds(directory: Path, check: bool) -> None:
     show_default=True,
     help="bound: a ProjectBinding must grant an object's GCP project to its namespace; open: no check (one team).",
 )
+@click.option(
+    "--gcp-rate",
+    "gcp_rates",
+    multiple=True,
+    metavar="GROUP=N",
+    help="At most N calls a minute per project (and region) in this GCP rate quota group, e.g. read=600 "
+    "(repeatable; groups as the emulator's --quota).",
+)
+@click.option(
+    "--gcp-rate-share",
+    default=0.8,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Share of GCP's default rate quotas runnet uses for groups without --gcp-rate; 0 turns the limit off.",
+)
 def run(
     kubeconfig: str | None,
     namespaces: tuple[str, ...],
@@ -225,11 +240,19 @@ def run(
     concurrency: int,
     liveness: str | None,
     tenancy: str,
+    gcp_rates: tuple[str, ...],
+    gcp_rate_share: float,
 ) -> None:
     """Run the operator."""
     import logging
 
+    from runnet.gcp import quota_groups
     from runnet.runtime import OperatorSettings, kube_credentials_problem, run_operator
+
+    try:
+        rates = quota_groups.normalise(dict(quota_groups.parse_assignment(r) for r in gcp_rates))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--gcp-rate") from exc
 
     if namespaces and all_namespaces:
         raise click.UsageError("--namespace and --all-namespaces exclude each other")
@@ -245,6 +268,8 @@ def run(
         concurrency=concurrency,
         liveness=liveness,
         tenancy=tenancy,
+        gcp_rates=rates,
+        gcp_rate_share=gcp_rate_share,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(settings))

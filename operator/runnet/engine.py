@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
 
-from runnet.gcp.calls import GCPCallError
+from runnet.gcp.calls import GCPCallError, deferring_waits
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -163,6 +163,13 @@ class Engine:
         async with self._slots:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
+    async def write(self, fn: Callable[[], None]) -> None:
+        """Run one write in a thread; the operation it started is waited on here, on the event loop, so that no
+        thread is held while GCP works (a thread is borrowed for each operation read only)."""
+        pending = await self._run(lambda: deferring_waits(fn))
+        for operation in pending:
+            await operation.settle(self._run)
+
     async def call(self, fn: Callable[[], T]) -> T:
         """Run one blocking GCP read (discovery before planning) within the engine's bound."""
         return await self._run(fn)  # type: ignore[no-any-return]
@@ -238,7 +245,7 @@ class Engine:
                 return
             if action is not None:
                 chosen = action
-                await self._run(lambda: chosen(adapter, obs))
+                await self.write(lambda: chosen(adapter, obs))
                 done = f"{_VERB[chosen]} {adapter.kind} {adapter.name}"
                 result.actions.append(done)
                 timeline.append(done)
@@ -288,7 +295,7 @@ class Engine:
             if deletable and obs.held_by:
                 done = f"kept {adapter.kind} {adapter.name}, which {obs.held_by} uses"
             elif deletable and node.policy is not Policy.OBSERVE:
-                await self._run(lambda: adapter.delete(obs))
+                await self.write(lambda: adapter.delete(obs))
                 verb = "detached" if attached else "deleted"
                 done = f"{verb} {adapter.kind} {adapter.name}"
             elif obs.exists and node.retain and obs.owned:

@@ -16,6 +16,7 @@ import kopf
 
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients, GCPSettings
+from runnet.gcp.limiter import DEFAULT_SHARE, RateLimiter, default_rates
 from runnet.tenancy import Grant, Tenancy
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,17 @@ class OperatorSettings:
     """``http://0.0.0.0:8080/healthz`` serves kopf's liveness probe."""
     tenancy: str = "bound"
     """bound: a ProjectBinding must grant each object's project to its namespace; open: no check."""
+    gcp_rates: dict[str, int] = field(default_factory=dict)
+    """Calls per minute by rate quota group id (``--gcp-rate``), over the share of GCP's defaults."""
+    gcp_rate_share: float = DEFAULT_SHARE
+    """Share of GCP's default rate quotas runnet uses where ``gcp_rates`` says nothing; 0: no limit at all."""
+
+    def limiter(self) -> RateLimiter | None:
+        if self.gcp_rate_share <= 0 and not self.gcp_rates:
+            return None
+        if self.gcp_rate_share <= 0:
+            return RateLimiter(self.gcp_rates)
+        return RateLimiter(default_rates(self.gcp_rate_share, self.gcp_rates))
 
 
 class StatusWriter:
@@ -82,7 +94,9 @@ class Runtime:
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
         self.status = StatusWriter(settings.kubeconfig)
-        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint))
+        self.limiter = settings.limiter()
+        """One per process: GCP's rate quotas are per project, whichever object or identity calls."""
+        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint), limiter=self.limiter)
         self.tenancy = Tenancy(settings.tenancy)
         self._impersonating: dict[str, Clients] = {}
         self.grants: dict[tuple[str, str], str] = {}
@@ -156,7 +170,7 @@ class Runtime:
             return self.clients
         if account not in self._impersonating:
             settings = GCPSettings(endpoint=self.settings.gcp_endpoint, impersonate=account)
-            self._impersonating[account] = Clients(settings)
+            self._impersonating[account] = Clients(settings, limiter=self.limiter)
         return self._impersonating[account]
 
 

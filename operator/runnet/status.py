@@ -25,6 +25,8 @@ GCP_ERROR = "GCPError"
 PERMISSION_DENIED = "PermissionDenied"
 WAITING = "Waiting"
 IMPERSONATION_DENIED = "ImpersonationDenied"
+RATE_LIMITED = "RateLimited"
+"""GCP refused a call because the project's rate quota for the minute is spent: retried, not a permission."""
 STALL_REASONS = frozenset(
     {INVALID_SPEC, CONFLICT, PERMISSION_DENIED, IMPERSONATION_DENIED, "ProjectNotBound", "ConnectionRejected"}
 )
@@ -113,7 +115,9 @@ def failure_reason(code: int, gcp_reason: str) -> str:
     """The Ready reason for a failed GCP call: a missing permission or identity stalls, the rest is retried."""
     if gcp_reason == "impersonationDenied":
         return IMPERSONATION_DENIED
-    if code == 403 and gcp_reason != "rateLimitExceeded":
+    if gcp_reason == "rateLimitExceeded":
+        return RATE_LIMITED
+    if code == 403:
         return PERMISSION_DENIED
     return GCP_ERROR
 

@@ -6,8 +6,12 @@ tracks GCP's own latency closely instead of sleeping on the client's 1 s, 1.5 s,
 
 from __future__ import annotations
 
+import asyncio
+import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from google.api_core import exceptions as gexc
@@ -67,6 +71,9 @@ def call(what: str, fn: Callable[[], T]) -> T:
         raise refused_identity(what, exc) from exc
 
 
+RATE_LIMITED = "rateLimitExceeded"
+
+
 def from_api_error(what: str, exc: gexc.GoogleAPICallError) -> GCPCallError:
     code = int(exc.code or 0)
     reason = ""
@@ -74,7 +81,29 @@ def from_api_error(what: str, exc: gexc.GoogleAPICallError) -> GCPCallError:
     if errors and isinstance(errors[0], dict):
         reason = str(errors[0].get("reason", ""))
     message = exc.message or str(exc)
+    if reason == RATE_LIMITED or getattr(exc, "reason", None) == "RATE_LIMIT_EXCEEDED":
+        return rate_limited(what, exc, message)
     return GCPCallError(f"{what}: {message}", retryable=code in RETRYABLE_HTTP or code == 0, code=code, reason=reason)
+
+
+def rate_limited(what: str, exc: gexc.GoogleAPICallError, message: str) -> GCPCallError:
+    """GCP's rateLimitExceeded (Compute's 403, others' 429): the project's quota, not a permission; retried."""
+    metadata = getattr(exc, "metadata", None) or {}
+    limit = str(metadata.get("quota_limit", "")) or "a rate quota"
+    match = re.search(r"limit '([^']+)'", message)
+    if match:
+        limit = match.group(1)
+    response = getattr(exc, "response", None)
+    url = str(getattr(getattr(response, "request", None), "url", "") or "")
+    project = re.search(r"/projects/([^/?:]+)", url)
+    whose = f"project {project.group(1)}" if project else "the project"
+    return GCPCallError(
+        f"{what}: GCP's rate quota '{limit}' of {whose} is spent for this minute (runnet retries when it "
+        f"refills; raise the quota, or leave runnet more of it with --gcp-rate): {message}",
+        retryable=True,
+        code=int(exc.code or 0),
+        reason=RATE_LIMITED,
+    )
 
 
 READ_ATTEMPTS = 4
@@ -97,7 +126,8 @@ def find(what: str, fn: Callable[[], T]) -> T | None:
             raise refused_identity(what, exc) from exc
         except gexc.GoogleAPICallError as exc:
             error = from_api_error(what, exc)
-            if not error.retryable or error.code == 409 or attempt == READ_ATTEMPTS - 1:
+            last = attempt == READ_ATTEMPTS - 1
+            if not error.retryable or error.code == 409 or error.reason == RATE_LIMITED or last:
                 raise error from exc
         time.sleep(READ_BACKOFF * 2**attempt)
     raise AssertionError("unreachable")
@@ -117,6 +147,10 @@ def wait_compute(clients: Clients, what: str, op: compute_v1.Operation) -> None:
             )
         else:
             op = call(what, lambda: clients.global_operations.wait(project=scope["project"], operation=name))
+    _raise_if_failed(what, op)
+
+
+def _raise_if_failed(what: str, op: compute_v1.Operation) -> None:
     if op.error and op.error.errors:
         first = op.error.errors[0]
         raise GCPCallError(
@@ -127,10 +161,86 @@ def wait_compute(clients: Clients, what: str, op: compute_v1.Operation) -> None:
         )
 
 
+# -- waiting without a thread ------------------------------------------------------------------
+
+POLL_DELAYS = (0.1, 0.2, 0.4, 0.5)
+"""Seconds between the first operation reads (many operations finish within a second or two)..."""
+POLL_STEADY = 0.5
+POLL_YOUNG = 3.0
+"""...then every POLL_STEADY until this age, then backing off by POLL_GROWTH up to POLL_MAX."""
+POLL_GROWTH = 1.5
+POLL_MAX = 5.0
+
+
+def poll_delays() -> Iterator[float]:
+    """Sleeps between operation reads: an operation of 1 s is seen done about 0.2 s late after 4 reads; one of 30 s
+    after about 12."""
+    age = 0.0
+    for delay in POLL_DELAYS:
+        age += delay
+        yield delay
+    delay = POLL_STEADY
+    while True:
+        yield delay
+        age += delay
+        if age >= POLL_YOUNG:
+            delay = min(delay * POLL_GROWTH, POLL_MAX)
+
+
+@dataclass
+class PendingOperation:
+    """A Compute operation a write started and a waiter on the event loop finishes (``deferring_waits``)."""
+
+    clients: Clients
+    what: str
+    op: compute_v1.Operation
+
+    def read(self) -> compute_v1.Operation:
+        """One GET of the operation (an operation read, the cheapest quota group there is for it)."""
+        scope, name = _op_scope(self.op.self_link), self.op.name
+        if "region" in scope:
+            ops: Any = self.clients.region_operations
+            return call(self.what, lambda: ops.get(project=scope["project"], region=scope["region"], operation=name))  # type: ignore[no-any-return]
+        ops = self.clients.global_operations
+        return call(self.what, lambda: ops.get(project=scope["project"], operation=name))  # type: ignore[no-any-return]
+
+    async def settle(
+        self, run: Callable[[Callable[[], compute_v1.Operation]], Awaitable[compute_v1.Operation]]
+    ) -> None:
+        """Sleep on the event loop between reads (``run`` does one blocking read elsewhere); raise if it failed."""
+        op = self.op
+        delays = poll_delays()
+        while op.status != compute_v1.Operation.Status.DONE:
+            await asyncio.sleep(next(delays))
+            op = await run(self.read)
+        _raise_if_failed(self.what, op)
+
+
+_deferred = threading.local()
+
+
+def deferring_waits(fn: Callable[[], None]) -> list[PendingOperation]:
+    """Run ``fn`` (an adapter's write, in an engine thread) with the wait for its last operation handed back instead
+    of done in the thread: a write that follows another write of ``fn`` still waits for it first, in place."""
+    _deferred.pending = []
+    try:
+        fn()
+        pending: list[PendingOperation] = _deferred.pending
+        return pending
+    finally:
+        del _deferred.pending
+
+
 def compute_write(clients: Clients, what: str, fn: Callable[[], compute_v1.Operation]) -> None:
     """A Compute mutation (a ``*_unary`` method) and the wait for its operation."""
-    op = call(what, fn)
-    wait_compute(clients, what, op)
+    pending: list[PendingOperation] | None = getattr(_deferred, "pending", None)
+    if pending is None:
+        wait_compute(clients, what, call(what, fn))
+        return
+    while pending:  # this write may depend on the previous one
+        earlier = pending.pop()
+        wait_compute(earlier.clients, earlier.what, earlier.op)
+    pending.append(PendingOperation(clients, what, call(what, fn)))
 
 
 def wait_run(clients: Clients, what: str, operation: Any) -> Any:

@@ -22,6 +22,8 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1, run_v2
 from google.oauth2 import credentials as oauth2
 
+from runnet.gcp.limiter import LimitedAdapter, RateLimiter
+
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 EMULATOR_TOKEN = "runnet-operator"
 """What runnet presents to an emulator as its own identity (the emulator did not issue it: its default principal)."""
@@ -35,25 +37,33 @@ class GCPSettings:
     """A Google service account email to act as; None: runnet's own identity."""
 
 
+POOL_SIZE = 64
+"""Connections kept per client and host: as many as the engine has threads."""
 CALL_TIMEOUT = 120.0
 """Seconds one HTTP call may take (an operation ``wait`` is held by GCP for up to about two minutes)."""
 
 
-def _own_retries(client: Any) -> Any:
+def _own_retries(client: Any, limiter: RateLimiter | None = None) -> Any:
     """The client without its built-in retries: google-cloud-compute retries a 503 on reads for up to 600 s, which
     would hold a thread (and the object's pass) for ten minutes during an outage. runnet retries itself: reads a
     few times in place (``calls.find``), everything else on the object's next pass."""
     for wrapped in client._transport._wrapped_methods.values():
         wrapped._retry = None
         wrapped._timeout = CALL_TIMEOUT
+    if limiter is not None:
+        adapter = LimitedAdapter(limiter, pool_maxsize=POOL_SIZE)
+        client._transport._session.mount("https://", adapter)
+        client._transport._session.mount("http://", adapter)
     return client
 
 
 class Clients:
     """One instance per process (built at operator start-up, injected into adapters)."""
 
-    def __init__(self, settings: GCPSettings | None = None) -> None:
+    def __init__(self, settings: GCPSettings | None = None, *, limiter: RateLimiter | None = None) -> None:
         self.settings = settings or GCPSettings()
+        self.limiter = limiter
+        """Shared by every Clients of the process (quotas are per project, whoever calls); None: no limit."""
         self.known_regions: set[tuple[str, str]] = set()
         """(project, region) pairs GCP confirmed exist: regions do not go away, so each is read once."""
 
@@ -85,8 +95,11 @@ class Clients:
             kwargs["client_options"] = ClientOptions(api_endpoint=self.settings.endpoint.rstrip("/"))
         return kwargs
 
+    def _limited(self, client: Any) -> Any:
+        return _own_retries(client, self.limiter)
+
     def _compute(self, cls: Any) -> Any:
-        client = _own_retries(cls(transport="rest", **self._kwargs()))
+        client = self._limited(cls(transport="rest", **self._kwargs()))
         services = client._transport._extended_operations_services
         services["region_operations"] = self.region_operations
         services["global_operations"] = self.global_operations
@@ -94,15 +107,15 @@ class Clients:
 
     @cached_property
     def region_operations(self) -> compute_v1.RegionOperationsClient:
-        return _own_retries(compute_v1.RegionOperationsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
+        return self._limited(compute_v1.RegionOperationsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
 
     @cached_property
     def global_operations(self) -> compute_v1.GlobalOperationsClient:
-        return _own_retries(compute_v1.GlobalOperationsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
+        return self._limited(compute_v1.GlobalOperationsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
 
     @cached_property
     def regions(self) -> compute_v1.RegionsClient:
-        return _own_retries(compute_v1.RegionsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
+        return self._limited(compute_v1.RegionsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
 
     @cached_property
     def networks(self) -> compute_v1.NetworksClient:
@@ -146,4 +159,4 @@ class Clients:
 
     @cached_property
     def run_services(self) -> run_v2.ServicesClient:
-        return _own_retries(run_v2.ServicesClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
+        return self._limited(run_v2.ServicesClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
