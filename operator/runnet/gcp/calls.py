@@ -193,9 +193,19 @@ class PendingOperation:
 
     clients: Clients
     what: str
-    op: compute_v1.Operation
+    op: Any
+    """A compute_v1.Operation, or a Cloud Run long-running operation (``PendingRunOperation``)."""
 
-    def read(self) -> compute_v1.Operation:
+    def done(self, op: Any) -> bool:
+        return bool(op.status == compute_v1.Operation.Status.DONE)
+
+    def finish(self, op: Any) -> None:
+        _raise_if_failed(self.what, op)
+
+    def wait_here(self) -> None:
+        wait_compute(self.clients, self.what, self.op)
+
+    def read(self) -> Any:
         """One GET of the operation (an operation read, the cheapest quota group there is for it)."""
         scope, name = _op_scope(self.op.self_link), self.op.name
         if "region" in scope:
@@ -204,16 +214,31 @@ class PendingOperation:
         ops = self.clients.global_operations
         return call(self.what, lambda: ops.get(project=scope["project"], operation=name))  # type: ignore[no-any-return]
 
-    async def settle(
-        self, run: Callable[[Callable[[], compute_v1.Operation]], Awaitable[compute_v1.Operation]]
-    ) -> None:
+    async def settle(self, run: Callable[[Callable[[], Any]], Awaitable[Any]]) -> None:
         """Sleep on the event loop between reads (``run`` does one blocking read elsewhere); raise if it failed."""
         op = self.op
         delays = poll_delays()
-        while op.status != compute_v1.Operation.Status.DONE:
+        while not self.done(op):
             await asyncio.sleep(next(delays))
             op = await run(self.read)
-        _raise_if_failed(self.what, op)
+        self.finish(op)
+
+
+class PendingRunOperation(PendingOperation):
+    """A Cloud Run long-running operation (its GET counts as a Cloud Run read)."""
+
+    def done(self, op: Any) -> bool:
+        return bool(op.done)
+
+    def finish(self, op: Any) -> None:
+        _run_result(self.what, op)
+
+    def wait_here(self) -> None:
+        wait_run(self.clients, self.what, self.op)
+
+    def read(self) -> Any:
+        request = operations_pb2.GetOperationRequest(name=self.op.name)
+        return call(self.what, lambda: self.clients.run_services.get_operation(request))
 
 
 _deferred = threading.local()
@@ -237,16 +262,30 @@ def compute_write(clients: Clients, what: str, fn: Callable[[], compute_v1.Opera
     if pending is None:
         wait_compute(clients, what, call(what, fn))
         return
-    while pending:  # this write may depend on the previous one
-        earlier = pending.pop()
-        wait_compute(earlier.clients, earlier.what, earlier.op)
+    _wait_earlier(pending)
     pending.append(PendingOperation(clients, what, call(what, fn)))
 
 
+def wait_for_earlier_writes() -> None:
+    """Before a write that may depend on the writes this action already made (their waits were deferred)."""
+    _wait_earlier(getattr(_deferred, "pending", None) or [])
+
+
+def _wait_earlier(pending: list[PendingOperation]) -> None:
+    """A write that follows another write of the same action may depend on it: wait for that one first."""
+    while pending:
+        pending.pop().wait_here()
+
+
 def wait_run(clients: Clients, what: str, operation: Any) -> Any:
-    """Block until a Cloud Run long-running operation finishes; return its response message."""
+    """Block until a Cloud Run long-running operation finishes; return its response message (None: its wait was
+    handed to the event loop, see ``deferring_waits``)."""
     name = operation.operation.name if hasattr(operation, "operation") else operation.name
     op = operation.operation if hasattr(operation, "operation") else operation
+    pending: list[PendingOperation] | None = getattr(_deferred, "pending", None)
+    if pending is not None and not op.done:
+        pending.append(PendingRunOperation(clients, what, op))
+        return None
     while not op.done:
         op = call(
             what,
@@ -254,10 +293,13 @@ def wait_run(clients: Clients, what: str, operation: Any) -> Any:
                 operations_pb2.WaitOperationRequest(name=name, timeout={"seconds": 60})  # type: ignore[arg-type]
             ),
         )
+    return _run_result(what, op)
+
+
+def _run_result(what: str, op: Any) -> Any:
     if op.HasField("error") and op.error.code:
         raise GCPCallError(f"{what}: {op.error.message}", retryable=op.error.code in (4, 8, 10, 13, 14))
-    service = run_v2.Service.deserialize(op.response.value) if op.HasField("response") else None
-    return service
+    return run_v2.Service.deserialize(op.response.value) if op.HasField("response") else None
 
 
 def _op_scope(self_link: str) -> dict[str, str]:

@@ -14,7 +14,7 @@ from google.cloud import run_v2
 from google.protobuf import json_format
 
 from runnet.engine import Adapter, Observation
-from runnet.gcp.calls import GCPCallError, call, find, wait_run
+from runnet.gcp.calls import GCPCallError, call, find, wait_for_earlier_writes, wait_run
 from runnet.gcp.context import Context
 
 ATTACHED_TO = "runnet.dev/egress-gateway"
@@ -51,6 +51,7 @@ def readiness(service: run_v2.Service) -> tuple[bool, str]:
 
 def update_service(ctx: Context, service: run_v2.Service, what: str) -> None:
     ctx.cache.invalidate(service.name)
+    wait_for_earlier_writes()
     operation = call(what, lambda: ctx.clients.run_services.update_service(service=service))
     wait_run(ctx.clients, what, operation)
 
