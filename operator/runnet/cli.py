@@ -216,6 +216,39 @@ def crds(directory: Path, check: bool) -> None:
     show_default=True,
     help="bound: a ProjectBinding must grant an object's GCP project to its namespace; open: no check (one team).",
 )
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=False,
+    show_default=True,
+    help="Act only while holding a coordination.k8s.io Lease, so that several replicas can run (deploy/ turns it on).",
+)
+@click.option(
+    "--leader-election-namespace",
+    default=None,
+    help="Namespace of the Lease [default: the pod's own (its ServiceAccount's), else runnet-system].",
+)
+@click.option("--leader-election-id", default="runnet-leader", show_default=True, help="Name of the Lease.")
+@click.option(
+    "--leader-elect-lease-duration",
+    default=15.0,
+    show_default=True,
+    type=float,
+    help="Seconds a standby waits, after the Lease last changed, before taking over (rounded to whole seconds).",
+)
+@click.option(
+    "--leader-elect-renew-deadline",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds the leader keeps acting without renewing the Lease before it exits.",
+)
+@click.option(
+    "--leader-elect-retry-period",
+    default=2.0,
+    show_default=True,
+    type=float,
+    help="Seconds between the leader's renewals and between a standby's attempts.",
+)
 def run(
     kubeconfig: str | None,
     namespaces: tuple[str, ...],
@@ -225,14 +258,32 @@ def run(
     concurrency: int,
     liveness: str | None,
     tenancy: str,
+    leader_elect: bool,
+    leader_election_namespace: str | None,
+    leader_election_id: str,
+    leader_elect_lease_duration: float,
+    leader_elect_renew_deadline: float,
+    leader_elect_retry_period: float,
 ) -> None:
     """Run the operator."""
     import logging
 
+    from runnet.leader import LeaseConfig, pod_namespace
     from runnet.runtime import OperatorSettings, kube_credentials_problem, run_operator
 
     if namespaces and all_namespaces:
         raise click.UsageError("--namespace and --all-namespaces exclude each other")
+    lease = None
+    if leader_elect:
+        lease = LeaseConfig(
+            namespace=leader_election_namespace or pod_namespace(),
+            name=leader_election_id,
+            lease_duration=leader_elect_lease_duration,
+            renew_deadline=leader_elect_renew_deadline,
+            retry_period=leader_elect_retry_period,
+        )
+        if lease.problem():
+            raise click.UsageError(lease.problem())
     problem = kube_credentials_problem(kubeconfig)
     if problem:
         raise click.ClickException(problem)
@@ -245,6 +296,7 @@ def run(
         concurrency=concurrency,
         liveness=liveness,
         tenancy=tenancy,
+        leader_election=lease,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_operator(settings))

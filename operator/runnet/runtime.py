@@ -16,6 +16,7 @@ import kopf
 
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients, GCPSettings
+from runnet.leader import LeaderElector, LeaseConfig, OnLost, exit_at_once, standby_liveness
 from runnet.tenancy import Grant, Tenancy
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,19 @@ class OperatorSettings:
     """``http://0.0.0.0:8080/healthz`` serves kopf's liveness probe."""
     tenancy: str = "bound"
     """bound: a ProjectBinding must grant each object's project to its namespace; open: no check."""
+    leader_election: LeaseConfig | None = None
+    """None: act at once (one replica); else only while holding this Lease."""
+
+
+def kube_api_client(kubeconfig: str | None) -> Any:
+    """A ``kubernetes.client.ApiClient`` from the kubeconfig, or in the cluster from runnet's ServiceAccount."""
+    import kubernetes
+
+    if kubeconfig:
+        return kubernetes.config.new_client_from_config(kubeconfig)  # type: ignore[no-untyped-call]
+    config = kubernetes.client.Configuration()
+    kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
+    return kubernetes.client.ApiClient(config)
 
 
 class StatusWriter:
@@ -49,13 +63,7 @@ class StatusWriter:
         if self._api is None:
             import kubernetes
 
-            if self.kubeconfig:
-                client = kubernetes.config.new_client_from_config(self.kubeconfig)  # type: ignore[no-untyped-call]
-            else:
-                config = kubernetes.client.Configuration()
-                kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
-                client = kubernetes.client.ApiClient(config)
-            self._api = kubernetes.client.CustomObjectsApi(client)
+            self._api = kubernetes.client.CustomObjectsApi(kube_api_client(self.kubeconfig))
         return self._api
 
     async def patch(self, plural: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
@@ -218,16 +226,52 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     return registry
 
 
-async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
-    """Run until ``stop_flag`` is set, or SIGINT/SIGTERM arrives (or forever)."""
+async def run_operator(
+    settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None, on_lost: OnLost = exit_at_once
+) -> None:
+    """Run until ``stop_flag`` is set, or SIGINT/SIGTERM arrives (or forever). With leader election, stand by
+    until this replica holds the Lease; ``on_lost`` is called if it loses it (by default: exit non-zero at once)."""
     runtime = Runtime(settings)
     if settings.tenancy == "open":
         log.warning(
             "tenancy open: any namespace's runnet objects may manage any GCP project runnet's identity reaches; "
             "use --tenancy bound (the default) with ProjectBindings when teams share this operator"
         )
-    registry = build_registry(runtime)
     stop = stop_flag or asyncio.Event()
+    if settings.leader_election is None:
+        await _run_kopf(runtime, stop)
+        return
+    import kubernetes
+
+    api = kubernetes.client.CoordinationV1Api(kube_api_client(settings.kubeconfig))
+    elector = LeaderElector(settings.leader_election, api)
+    signals = _stop_on_signals(stop)  # a SIGTERM while standing by ends the wait
+    try:
+        async with standby_liveness(settings.liveness, elector):
+            if not await elector.acquire(stop):
+                return
+        holding = asyncio.create_task(elector.hold())
+
+        def lost(task: asyncio.Task[str]) -> None:
+            if task.cancelled():
+                return  # a graceful stop
+            stop.set()
+            failure = task.exception()
+            on_lost(task.result() if failure is None else f"renewing failed: {failure!r}")
+
+        holding.add_done_callback(lost)
+        try:
+            await _run_kopf(runtime, stop)
+        finally:
+            holding.cancel()
+            await elector.release()  # kopf has stopped: hand over at once (a rolling update)
+    finally:
+        _remove_signal_handlers(signals)
+
+
+async def _run_kopf(runtime: Runtime, stop: asyncio.Event) -> None:
+    settings = runtime.settings
+    registry = build_registry(runtime)
     ready = asyncio.Event()
     operator = asyncio.create_task(
         kopf.operator(
@@ -245,9 +289,13 @@ async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event |
     try:
         await operator
     finally:
-        loop = asyncio.get_running_loop()
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+        _remove_signal_handlers(signals)
+
+
+def _remove_signal_handlers(signals: list[signal.Signals]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in signals:
+        loop.remove_signal_handler(sig)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> list[signal.Signals]:
