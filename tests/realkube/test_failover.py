@@ -136,7 +136,7 @@ def test_two_replicas_one_acts_and_the_other_finishes_create_and_teardown_after_
     deploy_service(stack.clients, PROJECT, REGION, "direct-vpc-egress")
     replicas = {name: Replica(name, stack, lease, tmp_path) for name in ("runnet-a", "runnet-b")}
     try:
-        wait_for(lambda: holder(stack, lease) in replicas, 30, "a leader")
+        wait_for(lambda: holder(stack, lease) in replicas, 90, "a leader")
         first = replicas[holder(stack, lease)]
         standby = next(r for r in replicas.values() if r is not first)
         wait_for(lambda: standby.standing_by(), 60, f"{standby.name} standing by")
