@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -179,3 +181,15 @@ async def test_a_leader_that_cannot_reach_the_api_server_stops_within_its_renew_
     assert reason == "no renewal of the lease in 1.5 s" and not a.leading
     # It stops before any other candidate may take over (2 s after the last renewal it saw).
     assert stopped < 2.0, f"stopped {stopped:.2f} s after the network was cut"
+
+
+def test_runnet_run_refuses_durations_that_could_let_two_replicas_act(tmp_path: Path) -> None:
+    runnet = str(Path(sys.executable).with_name("runnet"))
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9")
+    args = [runnet, "run", "--kubeconfig", str(kubeconfig), "--leader-elect"]
+    for flags, words in [
+        (["--leader-elect-lease-duration", "10"], "--leader-elect-lease-duration (10 s) must be longer than"),
+        (["--leader-elect-retry-period", "9"], "--leader-elect-renew-deadline (10 s) must be longer than 1.2 x"),
+    ]:
+        done = subprocess.run([*args, *flags], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 2 and words in done.stderr, done.stderr
