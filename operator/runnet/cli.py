@@ -269,7 +269,6 @@ def run(
     import logging
 
     from runnet.leader import LeaseConfig, pod_namespace
-    from runnet.runtime import OperatorSettings, kube_credentials_problem, run_operator
 
     if namespaces and all_namespaces:
         raise click.UsageError("--namespace and --all-namespaces exclude each other")
@@ -284,6 +283,8 @@ def run(
         )
         if lease.problem():
             raise click.UsageError(lease.problem())
+    from runnet.runtime import OperatorSettings, kube_credentials_problem, run_operator
+
     problem = kube_credentials_problem(kubeconfig)
     if problem:
         raise click.ClickException(problem)

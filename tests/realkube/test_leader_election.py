@@ -21,12 +21,15 @@ from urllib.parse import urlsplit
 
 import kubernetes
 import pytest
+import yaml
 
 from runnet.emulator.kube import KubeEmulatorThread, write_kubeconfig
 from runnet.leader import LeaderElector, LeaseConfig
+from tests.support.control_plane import ControlPlane
 
 NAMESPACE = "default"
 FAST = {"lease_duration": 2.0, "renew_deadline": 1.5, "retry_period": 0.2}
+RUNNET = str(Path(sys.executable).with_name("runnet"))
 
 
 @pytest.fixture(params=["real", "stand-in"])
@@ -184,12 +187,43 @@ async def test_a_leader_that_cannot_reach_the_api_server_stops_within_its_renew_
 
 
 def test_runnet_run_refuses_durations_that_could_let_two_replicas_act(tmp_path: Path) -> None:
-    runnet = str(Path(sys.executable).with_name("runnet"))
     kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9")
-    args = [runnet, "run", "--kubeconfig", str(kubeconfig), "--leader-elect"]
+    args = [RUNNET, "run", "--kubeconfig", str(kubeconfig), "--leader-elect"]
     for flags, words in [
         (["--leader-elect-lease-duration", "10"], "--leader-elect-lease-duration (10 s) must be longer than"),
         (["--leader-elect-retry-period", "9"], "--leader-elect-renew-deadline (10 s) must be longer than 1.2 x"),
     ]:
         done = subprocess.run([*args, *flags], capture_output=True, text=True, timeout=60, check=False)
         assert done.returncode == 2 and words in done.stderr, done.stderr
+
+
+async def test_runnet_run_exits_non_zero_within_its_renew_deadline_when_it_loses_the_api_server(
+    real_kube: ControlPlane, tmp_path: Path
+) -> None:
+    """The whole operator, not only the elector: `runnet run --leader-elect` leading (kopf running) through a proxy
+    that is then cut stops acting by exiting 1, before a standby may take over (the lease lasts 3 s)."""
+    config = yaml.safe_load(real_kube.kubeconfig.read_text())
+    async with tcp_proxy(config["clusters"][0]["cluster"]["server"]) as (via, cut):
+        config["clusters"][0]["cluster"]["server"] = via
+        (tmp_path / "kubeconfig").write_text(yaml.safe_dump(config))
+        log = tmp_path / "operator.log"
+        args = [RUNNET, "run", "--kubeconfig", str(tmp_path / "kubeconfig"), "--tenancy", "open", "--leader-elect"]
+        args += ["--leader-election-namespace", NAMESPACE, "--leader-election-id", f"test-{uuid.uuid4().hex[:8]}"]
+        args += ["--leader-elect-lease-duration", "3", "--leader-elect-renew-deadline", "2"]
+        args += ["--leader-elect-retry-period", "0.5", "--gcp-endpoint", "http://127.0.0.1:9"]
+        proc = await asyncio.create_subprocess_exec(*args, stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 90
+            while "kopf.activities.startup" not in log.read_text():  # leading, and kopf has started
+                assert proc.returncode is None and time.monotonic() < deadline, log.read_text()
+                await asyncio.sleep(0.1)
+            cut.set()
+            cut_at = time.monotonic()
+            code = await asyncio.wait_for(proc.wait(), 10)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    exited = time.monotonic() - cut_at
+    assert code == 1 and "lost the leadership (no renewal of the lease in 2 s)" in log.read_text()
+    assert exited < 3.0, f"exited {exited:.2f} s after the API server was cut off"
