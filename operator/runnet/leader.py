@@ -35,6 +35,8 @@ DEFAULT_NAMESPACE = "runnet-system"
 DEFAULT_NAME = "runnet-leader"
 JITTER = 1.2
 """client-go's JitterFactor: a candidate waits retry period x (1 + up to 1.2) between attempts."""
+OnLost = Callable[[str], None]
+"""What to do when the leader loses the Lease, given why."""
 
 
 def pod_namespace() -> str:
@@ -286,6 +288,3 @@ async def standby_liveness(url: str | None, elector: LeaderElector) -> AsyncIter
         yield
     finally:
         await runner.cleanup()
-
-
-OnLost = Callable[[str], None]
