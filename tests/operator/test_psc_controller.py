@@ -106,7 +106,11 @@ async def test_reference_topology_converges_with_the_consumer_accepted(driver_fa
     assert _invokers(clients) == {INVOKER}
     assert status["grantedInvokers"] == [INVOKER]
     assert {e.reason for e in topo.export.events} >= {"IngressNarrowed", "ConnectionAccepted"}
-    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Ready": "True", "ServiceReady": "True"}
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Ready": "True",
+        "ServiceReady": "True",
+        "NATSubnetCapacity": "True",
+    }
     names = {(r["kind"], r["name"]) for r in status["resources"] if r["owned"]}
     assert ("ServiceAttachment", "hello-service-attachment") in names
     assert ("Subnetwork", "producer-proxy-subnet") in names
@@ -715,3 +719,65 @@ async def test_a_rejected_endpoint_is_told_to_take_the_project_off_the_reject_li
     assert "take consumer-project off spec.attachment.rejected of PSCExport default/hello" in message
     assert topo.endpoint.condition("Stalled")["reason"] == "ConnectionRejected"
     assert topo.export.status["rejected"] == 1
+
+
+async def test_nat_subnet_capacity_warns_and_an_extra_nat_subnet_is_added_in_place(
+    driver_factory, service, clients, gcp
+) -> None:
+    export = example("psc-export.yaml")
+    export["spec"]["subnets"]["pscNat"]["ipCidrRange"] = "10.0.3.0/29"  # 8 addresses, 4 usable
+    rule = "projects/consumer-project/regions/asia-northeast1/forwardingRules/psc-endpoint"
+    gcp.extra["psc_propagated_spokes"] = {rule: 4}  # the endpoint is propagated to 4 VPC spokes
+    topo = topology(driver_factory, export)
+    await topo.converge()
+    assert ready(topo.export) == ("True", "Reconciled")  # capacity never blocks Ready
+    capacity = topo.export.condition("NATSubnetCapacity")
+    assert (capacity["status"], capacity["reason"]) == ("False", "NearlyFull")
+    assert "use 4 of the 4 NAT IPs" in capacity["message"] and "producer-psc-subnet (10.0.3.0/29" in capacity["message"]
+    assert "spec.subnets.extraPscNat" in capacity["message"]
+    assert topo.export.status["natSubnets"] == [
+        {"name": "producer-psc-subnet", "ipCidrRange": "10.0.3.0/29", "usable": 4}
+    ]
+    assert [e for e in topo.export.events if e.reason == "NearlyFull"]
+    before = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    # The producer adds a NAT subnet: an update of the attachment, not a re-creation.
+    topo.export.body["spec"]["subnets"]["extraPscNat"] = [
+        {"name": "producer-psc-subnet-2", "ipCidrRange": "10.0.4.0/29"}
+    ]
+    topo.export.body["metadata"]["generation"] += 1
+    await topo.converge()
+    after = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    assert after.id == before.id and [s.rsplit("/", 1)[-1] for s in after.nat_subnets] == [
+        "producer-psc-subnet",
+        "producer-psc-subnet-2",
+    ]
+    assert after.connected_endpoints[0].psc_connection_id == before.connected_endpoints[0].psc_connection_id
+    capacity = topo.export.condition("NATSubnetCapacity")
+    assert capacity["status"] == "True" and "use 5 of the 8 NAT IPs" in capacity["message"], capacity
+    assert topo.export.status["natIPsUsed"] == 5
+    gcp.log.clear()
+    await topo.export_pass()
+    assert gcp.log.writes() == []
+
+
+async def test_attachment_proxy_protocol_and_propagated_limit_reach_gcp(driver_factory, service, clients) -> None:
+    export = example("psc-export.yaml")
+    export["spec"]["attachment"]["enableProxyProtocol"] = True
+    export["spec"]["attachment"]["propagatedConnectionLimit"] = 3
+    topo = topology(driver_factory, export)
+    await topo.converge()
+    sa = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    assert sa.enable_proxy_protocol and sa.propagated_connection_limit == 3
+    topo.export.body["spec"]["attachment"]["propagatedConnectionLimit"] = 10
+    topo.export.body["metadata"]["generation"] += 1
+    await topo.converge()
+    sa = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    assert sa.propagated_connection_limit == 10 and ready(topo.export) == ("True", "Reconciled")

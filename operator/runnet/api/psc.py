@@ -127,7 +127,23 @@ class ExportSubnets(Model):
     )
     psc_nat: SubnetSpec = Field(
         description="PRIVATE_SERVICE_CONNECT subnet used only by this attachment: each connected endpoint takes one "
-        "of its IPs."
+        "of its IPs (and one more per VPC spoke its connection is propagated to). Immutable: add capacity with "
+        "extraPscNat."
+    )
+    extra_psc_nat: list[SubnetSpec] = Field(
+        default_factory=list,
+        max_length=10,
+        description="More PRIVATE_SERVICE_CONNECT subnets for the attachment, after pscNat: appending one adds NAT "
+        "IPs to the attachment in place, without disrupting connections (the NATSubnetCapacity condition says when "
+        "one is needed). GCP refuses to take a subnet in use out of an attachment.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(s, self.filter(t, t.name == s.name).size() == 1)",
+                    "message": "spec.subnets.extraPscNat must not list a subnet twice",
+                }
+            ]
+        },
     )
 
 
@@ -221,6 +237,27 @@ class AttachmentSpec(Model):
         max_length=1,
         description="DNS domain for consumers' automatic DNS records (at most one, ending with a dot).",
     )
+    propagated_connection_limit: int = Field(
+        default=250,
+        ge=0,
+        le=4294967295,
+        description="How many propagated connections (Network Connectivity Center spokes) each consumer may make "
+        "(GCP's default 250); each one takes a NAT IP too.",
+    )
+    enable_proxy_protocol: bool = Field(
+        default=False,
+        description="Send the PROXY protocol header with the consumer's address to the load balancer (default "
+        "false). Immutable: GCP fixes it when the attachment is created.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self == oldSelf",
+                    "message": "spec.attachment.enableProxyProtocol is immutable (GCP fixes it when the attachment is "
+                    "created): create a new PSCExport instead",
+                }
+            ]
+        },
+    )
 
 
 def _invoker_rules() -> JsonDict:
@@ -306,6 +343,12 @@ class ProxyOnlySubnetStatus(Model):
     )
 
 
+class NatSubnetStatus(Model):
+    name: str = Field(default="", description="A PRIVATE_SERVICE_CONNECT subnet of the attachment.")
+    ip_cidr_range: str = Field(default="", description="Its range.")
+    usable: int = Field(default=0, description="IPs it can give to connections (its size minus the 4 GCP keeps).")
+
+
 class PSCExportStatus(CommonStatus):
     service_attachment: str = Field(default="", description="The attachment's URI: what consumers connect to.")
     connections: list[Connection] = Field(default_factory=list, description="The attachment's connected endpoints.")
@@ -314,6 +357,15 @@ class PSCExportStatus(CommonStatus):
     rejected: int = Field(default=0, description="Connections REJECTED.")
     granted_invokers: list[str] = Field(
         default_factory=list, description="Invoker members runnet added, so that only those are ever removed."
+    )
+    nat_subnets: list[NatSubnetStatus] = Field(
+        default_factory=list,
+        description="The attachment's PSC NAT subnets with their usable IPs (GCP keeps 4 of each).",
+    )
+    nat_i_ps_used: int = Field(
+        default=0,
+        alias="natIPsUsed",
+        description="NAT IPs the connected endpoints and their propagated connections hold.",
     )
     proxy_only_subnet: ProxyOnlySubnetStatus = Field(
         default_factory=ProxyOnlySubnetStatus, description="The proxy-only subnet in use."
