@@ -333,6 +333,21 @@ async def test_endpoint_by_attachment_uri(driver_factory, service, clients) -> N
     await topo.converge()
     assert ready(topo.endpoint) == ("True", "Reconciled")
     assert topo.endpoint.status["serviceAttachment"].endswith(ATTACHMENT)
+    # By URI, runnet cannot know the producer's service: the consumer gives the ID-token audience.
+    assert topo.endpoint.status["serviceURL"] == ""
+    topo.endpoint.body["spec"]["audience"] = service.uri
+    topo.endpoint.body["metadata"]["generation"] += 1
+    await topo.endpoint.reconcile()
+    assert topo.endpoint.status["serviceURL"] == service.uri
+
+
+async def test_endpoint_shows_the_service_url_to_call_it_with(driver_factory, service, clients) -> None:
+    """The ID-token audience a caller needs is the Cloud Run service's URL, read from the export."""
+    topo = topology(driver_factory)
+    await topo.converge()
+    assert service.uri.startswith("https://hello-service-")
+    assert topo.export.status["serviceURL"] == service.uri
+    assert topo.endpoint.status["serviceURL"] == service.uri
 
 
 async def test_foreign_backend_service_is_a_conflict_and_untouched(driver_factory, service, clients, gcp) -> None:

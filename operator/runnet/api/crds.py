@@ -90,6 +90,7 @@ KINDS: list[KindInfo] = [
             {"name": "IP", "type": "string", "jsonPath": ".status.ip"},
             {"name": "Status", "type": "string", "jsonPath": ".status.connectionStatus"},
             _age_column(),
+            {"name": "Service URL", "type": "string", "jsonPath": ".status.serviceURL", "priority": 1},
         ],
     ),
     KindInfo(

@@ -34,6 +34,11 @@ NETWORK_URL = shape(
     "a VPC network as projects/PROJECT/global/networks/NAME (or its https://www.googleapis.com/compute/v1/ URL)",
     200,
 )
+AUDIENCE_URL = shape(
+    r"^https://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[^ ]*)?$",
+    "an https URL, the Cloud Run service's URL such as https://hello-service-123456789.asia-northeast1.run.app",
+    2048,
+)
 ATTACHMENT_URI = shape(
     rf"^{_COMPUTE_URL}projects/{_PROJECT}/regions/[a-z]+-[a-z]+[0-9]+/serviceAttachments/{_NAME}$",
     "a service attachment as projects/PROJECT/regions/REGION/serviceAttachments/NAME (or its "
@@ -351,6 +356,11 @@ class NatSubnetStatus(Model):
 
 class PSCExportStatus(CommonStatus):
     service_attachment: str = Field(default="", description="The attachment's URI: what consumers connect to.")
+    service_url: str = Field(
+        default="",
+        alias="serviceURL",
+        description="The Cloud Run service's URL: the ID-token audience consumers call the endpoint with.",
+    )
     connections: list[Connection] = Field(default_factory=list, description="The attachment's connected endpoints.")
     accepted: int = Field(default=0, description="Connections ACCEPTED.")
     pending: int = Field(default=0, description="Connections PENDING (waiting for the producer).")
@@ -431,6 +441,12 @@ class PSCEndpointSpec(Model):
     address: AddressSpec = Field(description="The reserved internal address: the endpoint's IP.")
     forwarding_rule: ForwardingRuleRef = Field(description="The forwarding rule that connects to the attachment.")
     target: EndpointTarget = Field(description="The service attachment to reach.", json_schema_extra=_target_rules())
+    audience: Annotated[str, Field(pattern=AUDIENCE_URL.pattern, max_length=AUDIENCE_URL.max_length)] | None = Field(
+        default=None,
+        description="The Cloud Run service's URL, the audience of the ID token a caller sends: shown as "
+        "status.serviceURL. Needed only with target.serviceAttachment (with exportRef runnet reads it from the "
+        "PSCExport); the producer gives it.",
+    )
     deletion_policy: DeletionPolicy = Field(default=DeletionPolicy.DELETE, description=DELETION_POLICY_HELP)
 
 
@@ -441,3 +457,9 @@ class PSCEndpointStatus(CommonStatus):
     )
     psc_connection_id: str = Field(default="", description="GCP's id of the connection.")
     service_attachment: str = Field(default="", description="The attachment the endpoint connects to.")
+    service_url: str = Field(
+        default="",
+        alias="serviceURL",
+        description="The Cloud Run service's URL: the audience of the ID token to call the endpoint's IP with "
+        "(from the PSCExport, or spec.audience).",
+    )

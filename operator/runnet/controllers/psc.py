@@ -97,6 +97,7 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult, problem: st
     status: dict[str, Any] = {
         "observedGeneration": obj.generation,
         "serviceAttachment": link,
+        "serviceURL": _service_url(run),
         "connections": conns,
         "accepted": counts["ACCEPTED"],
         "pending": counts["PENDING"],
@@ -119,6 +120,11 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult, problem: st
     events += condition_events(conds, status["conditions"])
     events += connection_events(obj.status, conns) + _export_notes(obj, spec, run)
     return Outcome_(status=status, events=events, retry_after=None if problem else _retry(run))
+
+
+def _service_url(run: RunResult) -> str:
+    service = run.results["service/ingress"].observation
+    return str(service.outputs.get("uri", "")) if service and service.exists else ""
 
 
 def _service_condition(obj: Object, spec: PSCExportSpec, run: RunResult) -> list[dict[str, Any]]:
@@ -391,6 +397,7 @@ def _endpoint_status(obj: Object, spec: PSCEndpointSpec, target: Target, run: Ru
         "connectionStatus": state,
         "pscConnectionId": str(rule.outputs.get("pscConnectionId", "")) if rule and exists else "",
         "serviceAttachment": COMPUTE + attachment if attachment else "",
+        "serviceURL": spec.audience or str((target.body.get("status") or {}).get("serviceURL", "")),
         "resources": resources(run),
     }
     conds = obj.status.get("conditions", [])
