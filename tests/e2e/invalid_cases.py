@@ -623,6 +623,20 @@ ENDPOINT: list[Case] = [
     ),
     s(PSCE, "no target", put("target", {}), "exactly one of exportRef or serviceAttachment"),
     s(PSCE, "unknown deletion policy", put("deletionPolicy", "Never"), "spec.deletionPolicy"),
+    s(PSCE, "audience not a URL", put("audience", "hello-service"), "spec.audience must be an https URL"),
+    s(PSCE, "audience over plain HTTP", put("audience", "http://hello.run.app"), "spec.audience must be an https URL"),
+    s(
+        PSCX,
+        "an extra NAT subnet twice",
+        put("subnets.extraPscNat", [{"name": "nat-2", "ipCidrRange": "10.0.4.0/29"}] * 2),
+        "spec.subnets.extraPscNat must not list a subnet twice",
+    ),
+    s(
+        PSCX,
+        "negative propagated connection limit",
+        put("attachment.propagatedConnectionLimit", -1),
+        "spec.attachment.propagatedConnectionLimit",
+    ),
     st(
         PSCE,
         "address outside the subnet",
