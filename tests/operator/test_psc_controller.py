@@ -11,6 +11,8 @@ from google.iam.v1 import iam_policy_pb2
 from runnet.controllers import psc
 from runnet.emulator.gcp import GCPEmulator
 from runnet.gcp.clients import Clients
+from runnet.gcp.network import COMPUTE
+from tests.emulator import lb_topology
 from tests.operator.conftest import Driver, deploy_service, example
 
 PRODUCER, CONSUMER, REGION = "producer-project", "consumer-project", "asia-northeast1"
@@ -754,6 +756,17 @@ async def test_nat_subnet_capacity_warns_and_an_extra_nat_subnet_is_added_in_pla
         {"name": "producer-psc-subnet", "ipCidrRange": "10.0.3.0/29", "usable": 4}
     ]
     assert [e for e in topo.export.events if e.reason == "NearlyFull"]
+    # A second consumer endpoint (made outside this cluster) finds no IP left: NEEDS_ATTENTION.
+    attachment = (
+        f"{COMPUTE}projects/producer-project/regions/asia-northeast1/serviceAttachments/hello-service-attachment"
+    )
+    vpc = f"{COMPUTE}projects/consumer-project/global/networks/consumer-vpc"
+    lb_topology.endpoint(clients, "consumer-project", "psc-endpoint-2", attachment, vpc, "10.1.0.6")
+    await topo.export_pass()
+    capacity = topo.export.condition("NATSubnetCapacity")
+    assert (capacity["status"], capacity["reason"]) == ("False", "Exhausted")
+    assert "1 accepted connection(s) wait for one (NEEDS_ATTENTION)" in capacity["message"]
+    assert "add a PRIVATE_SERVICE_CONNECT subnet after producer-psc-subnet" in capacity["message"]
     before = clients.service_attachments.get(
         project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
     )
@@ -771,9 +784,10 @@ async def test_nat_subnet_capacity_warns_and_an_extra_nat_subnet_is_added_in_pla
         "producer-psc-subnet-2",
     ]
     assert after.connected_endpoints[0].psc_connection_id == before.connected_endpoints[0].psc_connection_id
+    assert {e.status for e in after.connected_endpoints} == {"ACCEPTED"}
     capacity = topo.export.condition("NATSubnetCapacity")
-    assert capacity["status"] == "True" and "use 5 of the 8 NAT IPs" in capacity["message"], capacity
-    assert topo.export.status["natIPsUsed"] == 5
+    assert capacity["status"] == "True" and "use 6 of the 8 NAT IPs" in capacity["message"], capacity
+    assert topo.export.status["natIPsUsed"] == 6
     gcp.log.clear()
     await topo.export_pass()
     assert gcp.log.writes() == []
