@@ -118,8 +118,8 @@ def addresses(run: RunResult, spec: EgressGatewaySpec, owned: plan.Owned) -> lis
         entry = {"name": name, "ip": ip}
         if path in drain:
             entry.update(state=AddressState.DRAINING.value, since=_since(seen, "draining"))
-            _, at = parse_mark(str(seen.outputs.get("mark", ""))) if seen else ("", 0)
-            entry["drainUntil"] = _rfc3339(at + timeout) if at else ""
+            marked, at = parse_mark(str(seen.outputs.get("mark", ""))) if seen else ("", 0)
+            entry["drainUntil"] = _rfc3339(at + timeout) if marked == "draining" else ""
         elif path in active:  # not moved yet (the write failed): still translated to
             entry.update(state=AddressState.ACTIVE.value, since="")
         else:
