@@ -143,14 +143,15 @@ def test_network_name_cannot_change(stack: Stack, example) -> None:
     assert "spec.network.name is immutable" in create(stack, body)
 
 
-def test_proxy_protocol_cannot_change_but_nat_subnets_can_be_added(stack: Stack) -> None:
-    """GCP fixes enableProxyProtocol when it creates the attachment; NAT subnets are added in place."""
+def test_nat_subnets_can_be_added_and_proxy_protocol_changed(stack: Stack) -> None:
+    """NAT subnets are added to an attachment in place; GCP lets enableProxyProtocol change too."""
     body = load("psc-export.yaml")
     assert create(stack, body) == ""
     body["spec"]["subnets"]["extraPscNat"] = [{"name": "producer-psc-subnet-2", "ipCidrRange": "10.0.4.0/24"}]
-    assert create(stack, body) == ""
     body["spec"]["attachment"]["enableProxyProtocol"] = True
-    assert "spec.attachment.enableProxyProtocol is immutable" in create(stack, body)
+    assert create(stack, body) == ""
+    body["spec"]["subnets"]["extraPscNat"] *= 2
+    assert "spec.subnets.extraPscNat must not list a subnet twice" in create(stack, body)
 
 
 @pytest.mark.parametrize("example", ["egress-fixed-ip.yaml", "psc-export.yaml", "psc-endpoint.yaml"])

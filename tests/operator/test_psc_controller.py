@@ -810,3 +810,11 @@ async def test_attachment_proxy_protocol_and_propagated_limit_reach_gcp(driver_f
         project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
     )
     assert sa.propagated_connection_limit == 10 and ready(topo.export) == ("True", "Reconciled")
+    # GCP lets PROXY protocol change on an existing attachment (it applies to new connections).
+    topo.export.body["spec"]["attachment"]["enableProxyProtocol"] = False
+    topo.export.body["metadata"]["generation"] += 1
+    await topo.converge()
+    sa = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    assert not sa.enable_proxy_protocol and ready(topo.export) == ("True", "Reconciled")

@@ -252,16 +252,8 @@ class AttachmentSpec(Model):
     enable_proxy_protocol: bool = Field(
         default=False,
         description="Send the PROXY protocol header with the consumer's address to the load balancer (default "
-        "false). Immutable: GCP fixes it when the attachment is created.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "self == oldSelf",
-                    "message": "spec.attachment.enableProxyProtocol is immutable (GCP fixes it when the attachment is "
-                    "created): create a new PSCExport instead",
-                }
-            ]
-        },
+        "false). GCP lets it change on an existing attachment (gcloud service-attachments update "
+        "--enable-proxy-protocol); it applies to new connections.",
     )
 
 
