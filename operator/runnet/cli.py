@@ -216,6 +216,20 @@ def crds(directory: Path, check: bool) -> None:
     show_default=True,
     help="bound: a ProjectBinding must grant an object's GCP project to its namespace; open: no check (one team).",
 )
+@click.option(
+    "--metrics-port",
+    default=9090,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port at /metrics (0: no metrics).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object a line (time, level, logger, message, namespace, name) for log pipelines.",
+)
 def run(
     kubeconfig: str | None,
     namespaces: tuple[str, ...],
@@ -225,18 +239,19 @@ def run(
     concurrency: int,
     liveness: str | None,
     tenancy: str,
+    metrics_port: int,
+    log_format: str,
 ) -> None:
     """Run the operator."""
-    import logging
-
-    from runnet.runtime import OperatorSettings, kube_credentials_problem, run_operator
+    from runnet import logs
+    from runnet.runtime import MetricsPortError, OperatorSettings, kube_credentials_problem, run_operator
 
     if namespaces and all_namespaces:
         raise click.UsageError("--namespace and --all-namespaces exclude each other")
     problem = kube_credentials_problem(kubeconfig)
     if problem:
         raise click.ClickException(problem)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(log_format)
     settings = OperatorSettings(
         kubeconfig=kubeconfig,
         namespaces=list(namespaces),
@@ -245,9 +260,13 @@ def run(
         concurrency=concurrency,
         liveness=liveness,
         tenancy=tenancy,
+        metrics_port=metrics_port,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_operator(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_operator(settings))
+    except MetricsPortError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()

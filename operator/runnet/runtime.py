@@ -16,6 +16,7 @@ import kopf
 
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients, GCPSettings
+from runnet.metrics import Metrics
 from runnet.tenancy import Grant, Tenancy
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,9 @@ class OperatorSettings:
     """``http://0.0.0.0:8080/healthz`` serves kopf's liveness probe."""
     tenancy: str = "bound"
     """bound: a ProjectBinding must grant each object's project to its namespace; open: no check."""
+    metrics_port: int = 0
+    """Serve Prometheus metrics on this port (0: not served; ``runnet run`` defaults to 9090)."""
+    metrics_host: str = "0.0.0.0"
 
 
 class StatusWriter:
@@ -82,7 +86,8 @@ class Runtime:
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
         self.status = StatusWriter(settings.kubeconfig)
-        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint))
+        self.metrics = Metrics()
+        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint), self.metrics)
         self.tenancy = Tenancy(settings.tenancy)
         self._impersonating: dict[str, Clients] = {}
         self.grants: dict[tuple[str, str], str] = {}
@@ -156,7 +161,7 @@ class Runtime:
             return self.clients
         if account not in self._impersonating:
             settings = GCPSettings(endpoint=self.settings.gcp_endpoint, impersonate=account)
-            self._impersonating[account] = Clients(settings)
+            self._impersonating[account] = Clients(settings, self.metrics)
         return self._impersonating[account]
 
 
@@ -218,6 +223,10 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     return registry
 
 
+class MetricsPortError(Exception):
+    """The metrics port could not be listened on."""
+
+
 async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
     """Run until ``stop_flag`` is set, or SIGINT/SIGTERM arrives (or forever)."""
     runtime = Runtime(settings)
@@ -227,6 +236,15 @@ async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event |
             "use --tenancy bound (the default) with ProjectBindings when teams share this operator"
         )
     registry = build_registry(runtime)
+    if settings.metrics_port:
+        try:
+            port = runtime.metrics.serve(settings.metrics_port, settings.metrics_host)
+        except OSError as exc:
+            raise MetricsPortError(
+                f"--metrics-port {settings.metrics_port}: {exc.strerror or exc}; choose a free port, or 0 to serve "
+                "no metrics"
+            ) from exc
+        log.info("serving Prometheus metrics on http://%s:%d/metrics", settings.metrics_host, port)
     stop = stop_flag or asyncio.Event()
     ready = asyncio.Event()
     operator = asyncio.create_task(
@@ -245,6 +263,7 @@ async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event |
     try:
         await operator
     finally:
+        runtime.metrics.close()
         loop = asyncio.get_running_loop()
         for sig in signals:
             loop.remove_signal_handler(sig)
