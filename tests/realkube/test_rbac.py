@@ -87,7 +87,10 @@ class Operator:
         args = [RUNNET, "run", "--kubeconfig", str(kubeconfig), "--gcp-endpoint", stack.gcp.base_url]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [*args, "--resync-interval", "5"], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env
+            [*args, "--resync-interval", "5", "--metrics-port", "0"],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def refused(self) -> str:
