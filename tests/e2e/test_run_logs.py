@@ -53,8 +53,8 @@ def test_json_logs_and_metrics_port(stack: Stack, tmp_path: Path) -> None:
         stack.wait_ready("EgressGateway", "fixed-ip")
         text = metrics_text(port)
         families = {f.name: f for f in text_string_to_metric_families(text)}
-        ready = [s for s in families["runnet_objects"].samples if s.labels == {"kind": "EgressGateway", "ready": "true"}]
-        assert [s.value for s in ready] == [1.0]
+        gateways = {"kind": "EgressGateway", "ready": "true"}
+        assert [s.value for s in families["runnet_objects"].samples if s.labels == gateways] == [1.0]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
