@@ -274,16 +274,27 @@ def run(
     "--serve", is_flag=True, help="Keep the emulators and the operator running, and print how to explore them."
 )
 @click.option("--latency", default=0.2, show_default=True, type=float, help="Seconds each GCP operation takes.")
-def demo(serve: bool, latency: float) -> None:
+@click.option(
+    "--metrics-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Serve the operator's Prometheus metrics on 127.0.0.1:PORT/metrics (0: no metrics).",
+)
+def demo(serve: bool, latency: float, metrics_port: int) -> None:
     """Run the operator against the embedded GCP and Kubernetes emulators and show what it builds."""
     import logging
 
     from runnet.demo import run_demo
+    from runnet.runtime import MetricsPortError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(logging.ERROR)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(click.echo, serve=serve, latency=latency))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_demo(click.echo, serve=serve, latency=latency, metrics_port=metrics_port))
+    except MetricsPortError as exc:
+        raise click.ClickException(str(exc)) from exc
     # Everything is stopped and cleaned up: a late second Ctrl-C or SIGTERM must not turn the exit into a kill.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

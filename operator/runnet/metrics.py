@@ -12,10 +12,22 @@ another in one process (tests) never see each other's objects.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Metric,
+    disable_created_metrics,
+    start_http_server,
+)
+
+# No *_created series: Prometheus does not use them, and they would double every counter.
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 RECONCILE_TOTAL = "runnet_reconcile_total"
 RECONCILE_DURATION = "runnet_reconcile_duration_seconds"
@@ -68,6 +80,19 @@ RECONCILE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
+class _Snapshot(CollectorRegistry):
+    """A registry whose scrape never sees half of a pass: the object series change under the same lock."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        super().__init__()
+        self._pass_lock = lock
+
+    def collect(self) -> Iterator[Metric]:
+        with self._pass_lock:
+            families = list(super().collect())
+        yield from families
+
+
 def _suffix(name: str) -> str:
     """prometheus_client adds ``_total`` to a counter's samples itself."""
     return name.removesuffix("_total")
@@ -77,7 +102,8 @@ class Metrics:
     """The registry of one operator and the label sets each object currently has."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
+        self._lock = threading.Lock()
+        self.registry: CollectorRegistry = _Snapshot(self._lock)
         r = self.registry
         self.reconciles = Counter(
             _suffix(RECONCILE_TOTAL), "Reconcile passes by kind and result.", ["kind", "result"], registry=r
@@ -110,13 +136,13 @@ class Metrics:
         )
         self.nat_headroom = Gauge(
             NAT_PORT_HEADROOM,
-            "Share of the NAT's ports the services cannot claim at full scale (1 empty, 0 full).",
+            "Share of the NAT's ports left free with the services at their max instances (1 empty, 0 full).",
             ["namespace", "name"],
             registry=r,
         )
         self.subnet_headroom = Gauge(
             SUBNET_IP_HEADROOM,
-            "Share of the subnet's usable IPs the services cannot claim at full scale (1 empty, 0 full).",
+            "Share of the subnet's usable IPs left free with the services at their max instances (1 empty, 0 full).",
             ["namespace", "name"],
             registry=r,
         )
@@ -136,6 +162,12 @@ class Metrics:
     ) -> None:
         """A pass ended: ``written`` is the object's status after the pass's patch, ``figures`` the pass's
         numbers that are no status field (a pass that computed none keeps the last ones)."""
+        with self._lock:
+            self._reconciled(plural, key, written, figures, seconds, result)
+
+    def _reconciled(
+        self, plural: str, key: str, written: dict[str, Any], figures: dict[str, float], seconds: float, result: str
+    ) -> None:
         kind = KINDS.get(plural, plural)
         self.reconciles.labels(kind, result).inc()
         self.reconcile_seconds.labels(kind).observe(seconds)
@@ -167,6 +199,10 @@ class Metrics:
 
     def forget(self, plural: str, key: str) -> None:
         """The object is gone: every series naming it goes too."""
+        with self._lock:
+            self._forget(plural, key)
+
+    def _forget(self, plural: str, key: str) -> None:
         kind = KINDS.get(plural, plural)
         if self._ready.get(kind, {}).pop(key, None) is not None:
             self._count(kind)
