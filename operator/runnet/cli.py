@@ -249,6 +249,20 @@ def crds(directory: Path, check: bool) -> None:
     type=float,
     help="Seconds between the leader's renewals and between a standby's attempts.",
 )
+@click.option(
+    "--metrics-port",
+    default=9090,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port at /metrics (0: no metrics).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object a line (time, level, logger, message, namespace, name) for log pipelines.",
+)
 def run(
     kubeconfig: str | None,
     namespaces: tuple[str, ...],
@@ -264,10 +278,10 @@ def run(
     leader_elect_lease_duration: float,
     leader_elect_renew_deadline: float,
     leader_elect_retry_period: float,
+    metrics_port: int,
+    log_format: str,
 ) -> None:
     """Run the operator."""
-    import logging
-
     from runnet.leader import LeaseConfig, pod_namespace
 
     if namespaces and all_namespaces:
@@ -283,12 +297,13 @@ def run(
         )
         if lease.problem():
             raise click.UsageError(lease.problem())
-    from runnet.runtime import OperatorSettings, kube_credentials_problem, run_operator
+    from runnet import logs
+    from runnet.runtime import MetricsPortError, OperatorSettings, kube_credentials_problem, run_operator
 
     problem = kube_credentials_problem(kubeconfig)
     if problem:
         raise click.ClickException(problem)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(log_format)
     settings = OperatorSettings(
         kubeconfig=kubeconfig,
         namespaces=list(namespaces),
@@ -298,9 +313,13 @@ def run(
         liveness=liveness,
         tenancy=tenancy,
         leader_election=lease,
+        metrics_port=metrics_port,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_operator(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_operator(settings))
+    except MetricsPortError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -308,16 +327,27 @@ def run(
     "--serve", is_flag=True, help="Keep the emulators and the operator running, and print how to explore them."
 )
 @click.option("--latency", default=0.2, show_default=True, type=float, help="Seconds each GCP operation takes.")
-def demo(serve: bool, latency: float) -> None:
+@click.option(
+    "--metrics-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Serve the operator's Prometheus metrics on 127.0.0.1:PORT/metrics (0: no metrics).",
+)
+def demo(serve: bool, latency: float, metrics_port: int) -> None:
     """Run the operator against the embedded GCP and Kubernetes emulators and show what it builds."""
     import logging
 
     from runnet.demo import run_demo
+    from runnet.runtime import MetricsPortError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(logging.ERROR)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(click.echo, serve=serve, latency=latency))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_demo(click.echo, serve=serve, latency=latency, metrics_port=metrics_port))
+    except MetricsPortError as exc:
+        raise click.ClickException(str(exc)) from exc
     # Everything is stopped and cleaned up: a late second Ctrl-C or SIGTERM must not turn the exit into a kill.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -17,6 +17,7 @@ import kopf
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients, GCPSettings
 from runnet.leader import LeaderElector, LeaseConfig, OnLost, exit_at_once, standby_liveness
+from runnet.metrics import Metrics
 from runnet.tenancy import Grant, Tenancy
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,9 @@ class OperatorSettings:
     """``http://0.0.0.0:8080/healthz`` serves kopf's liveness probe."""
     tenancy: str = "bound"
     """bound: a ProjectBinding must grant each object's project to its namespace; open: no check."""
+    metrics_port: int = 0
+    """Serve Prometheus metrics on this port (0: not served; ``runnet run`` defaults to 9090)."""
+    metrics_host: str = "0.0.0.0"
     leader_election: LeaseConfig | None = None
     """None: act at once (one replica); else only while holding this Lease."""
 
@@ -90,7 +94,8 @@ class Runtime:
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
         self.status = StatusWriter(settings.kubeconfig)
-        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint))
+        self.metrics = Metrics()
+        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint), self.metrics)
         self.tenancy = Tenancy(settings.tenancy)
         self._impersonating: dict[str, Clients] = {}
         self.grants: dict[tuple[str, str], str] = {}
@@ -164,7 +169,7 @@ class Runtime:
             return self.clients
         if account not in self._impersonating:
             settings = GCPSettings(endpoint=self.settings.gcp_endpoint, impersonate=account)
-            self._impersonating[account] = Clients(settings)
+            self._impersonating[account] = Clients(settings, self.metrics)
         return self._impersonating[account]
 
 
@@ -226,18 +231,39 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     return registry
 
 
+class MetricsPortError(Exception):
+    """The metrics port could not be listened on."""
+
+
 async def run_operator(
     settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None, on_lost: OnLost = exit_at_once
 ) -> None:
     """Run until ``stop_flag`` is set, or SIGINT/SIGTERM arrives (or forever). With leader election, stand by
-    until this replica holds the Lease; ``on_lost`` is called if it loses it (by default: exit non-zero at once)."""
+    until this replica holds the Lease; ``on_lost`` is called if it loses it (by default: exit non-zero at once).
+    Metrics are served from the start (a standby's show no objects: it reconciles none)."""
     runtime = Runtime(settings)
     if settings.tenancy == "open":
         log.warning(
             "tenancy open: any namespace's runnet objects may manage any GCP project runnet's identity reaches; "
             "use --tenancy bound (the default) with ProjectBindings when teams share this operator"
         )
-    stop = stop_flag or asyncio.Event()
+    if settings.metrics_port:
+        try:
+            port = runtime.metrics.serve(settings.metrics_port, settings.metrics_host)
+        except OSError as exc:
+            raise MetricsPortError(
+                f"--metrics-port {settings.metrics_port}: {exc.strerror or exc}; choose a free port, or 0 to serve "
+                "no metrics"
+            ) from exc
+        log.info("serving Prometheus metrics on http://%s:%d/metrics", settings.metrics_host, port)
+    try:
+        await _lead_and_run(runtime, stop_flag or asyncio.Event(), on_lost)
+    finally:
+        runtime.metrics.close()
+
+
+async def _lead_and_run(runtime: Runtime, stop: asyncio.Event, on_lost: OnLost) -> None:
+    settings = runtime.settings
     if settings.leader_election is None:
         await _run_kopf(runtime, stop)
         return

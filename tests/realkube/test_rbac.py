@@ -117,7 +117,10 @@ class Operator:
         args += ["--leader-elect", "--leader-election-namespace", LEASE[0], "--leader-election-id", LEASE[1]]
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "POD_NAME": IDENTITY}
         self.proc = subprocess.Popen(
-            [*args, "--resync-interval", "5"], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env
+            [*args, "--resync-interval", "5", "--metrics-port", "0"],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def refused(self) -> str:

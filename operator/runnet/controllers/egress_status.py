@@ -18,6 +18,7 @@ from runnet.engine import NodeResult, Observation, Outcome, RunResult
 from runnet.gcp.address import parse_mark
 from runnet.gcp.network import SubnetAdapter
 from runnet.gcp.router import extra_ips_needed, instances_supported
+from runnet.metrics import NAT_PORT_HEADROOM, SUBNET_IP_HEADROOM
 from runnet.plan import egress as plan
 from runnet.status import (
     INVALID_SPEC,
@@ -221,7 +222,7 @@ def report(obj: Object, spec: EgressGatewaySpec, owned: plan.Owned, run: RunResu
     drain = drain_retry(known, owned.now) if not problem else None
     if drain is not None:
         retry = drain if retry is None else min(retry, drain)
-    return Outcome_(status=status, events=events, retry_after=retry)
+    return Outcome_(status=status, events=events, retry_after=retry, figures=headroom(spec, run))
 
 
 def _retryable(run: RunResult) -> bool:
@@ -340,6 +341,26 @@ def capacity(
         msg = f"NAT {spec.nat.name} serves up to {supported} instances; the services can scale to {instances}"
         out.append(condition(conds, "NATCapacity", True, "Sufficient", msg, generation))
     return out
+
+
+def headroom(spec: EgressGatewaySpec, run: RunResult) -> dict[str, float]:
+    """The capacity conditions' figures as shares left free at the services' full scale (1 empty, 0 full)."""
+    instances = _max_instances(run, spec)
+    subnet = _obs(run, "subnet")
+    cidr = str(subnet.outputs.get("ipCidrRange", "")) if subnet and subnet.exists else spec.subnet.ip_cidr_range
+    figures = {}
+    if cidr:
+        usable = plan.usable_ips(cidr)
+        figures[SUBNET_IP_HEADROOM] = _free(2 * instances, usable)
+    supported = instances_supported(len(spec.nat.addresses), spec.nat.min_ports_per_vm)
+    status = _obs(run, "natStatus")
+    short = status is not None and status.exists and int(status.outputs.get("minExtraNatIpsNeeded", 0)) > 0
+    figures[NAT_PORT_HEADROOM] = 0.0 if short else _free(instances, supported)
+    return figures
+
+
+def _free(used: int, total: int) -> float:
+    return round(max(0.0, 1.0 - used / total), 4) if total > 0 else 0.0
 
 
 def _subnet_capacity(name: str, cidr: str, instances: int) -> tuple[bool, str]:

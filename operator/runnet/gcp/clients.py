@@ -22,6 +22,9 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1, run_v2
 from google.oauth2 import credentials as oauth2
 
+from runnet.gcp.calls import metered
+from runnet.metrics import Metrics
+
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 EMULATOR_TOKEN = "runnet-operator"
 """What runnet presents to an emulator as its own identity (the emulator did not issue it: its default principal)."""
@@ -39,21 +42,36 @@ CALL_TIMEOUT = 120.0
 """Seconds one HTTP call may take (an operation ``wait`` is held by GCP for up to about two minutes)."""
 
 
-def _own_retries(client: Any) -> Any:
+def _own_retries(client: Any, metrics: Metrics) -> Any:
     """The client without its built-in retries: google-cloud-compute retries a 503 on reads for up to 600 s, which
     would hold a thread (and the object's pass) for ten minutes during an outage. runnet retries itself: reads a
-    few times in place (``calls.find``), everything else on the object's next pass."""
-    for wrapped in client._transport._wrapped_methods.values():
+    few times in place (``calls.find``), everything else on the object's next pass.
+
+    Each method also counts its HTTP requests (``calls.metered``), labelled as the REST API names it:
+    service ``compute`` or ``run``, method ``addresses.insert``, ``regionOperations.wait``, ``services.getService``.
+    """
+    transport = client._transport
+    service = "run" if type(client).__module__.startswith("google.cloud.run") else "compute"
+    resource = _camel(type(transport).__name__.removesuffix("RestTransport"))
+    methods = transport._wrapped_methods
+    for key, wrapped in list(methods.items()):
         wrapped._retry = None
         wrapped._timeout = CALL_TIMEOUT
+        methods[key] = metered(metrics, service, f"{resource}.{_camel(type(key).__name__.lstrip('_'))}", wrapped)
     return client
+
+
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
 
 
 class Clients:
     """One instance per process (built at operator start-up, injected into adapters)."""
 
-    def __init__(self, settings: GCPSettings | None = None) -> None:
+    def __init__(self, settings: GCPSettings | None = None, metrics: Metrics | None = None) -> None:
         self.settings = settings or GCPSettings()
+        self.metrics = metrics or Metrics()
+        """Where the clients count their requests (a throwaway registry when nobody serves it)."""
         self.known_regions: set[tuple[str, str]] = set()
         """(project, region) pairs GCP confirmed exist: regions do not go away, so each is read once."""
 
@@ -86,7 +104,7 @@ class Clients:
         return kwargs
 
     def _compute(self, cls: Any) -> Any:
-        client = _own_retries(cls(transport="rest", **self._kwargs()))
+        client = _own_retries(cls(transport="rest", **self._kwargs()), self.metrics)
         services = client._transport._extended_operations_services
         services["region_operations"] = self.region_operations
         services["global_operations"] = self.global_operations
@@ -94,15 +112,15 @@ class Clients:
 
     @cached_property
     def region_operations(self) -> compute_v1.RegionOperationsClient:
-        return _own_retries(compute_v1.RegionOperationsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
+        return _own_retries(compute_v1.RegionOperationsClient(transport="rest", **self._kwargs()), self.metrics)  # type: ignore[no-any-return]
 
     @cached_property
     def global_operations(self) -> compute_v1.GlobalOperationsClient:
-        return _own_retries(compute_v1.GlobalOperationsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
+        return _own_retries(compute_v1.GlobalOperationsClient(transport="rest", **self._kwargs()), self.metrics)  # type: ignore[no-any-return]
 
     @cached_property
     def regions(self) -> compute_v1.RegionsClient:
-        return _own_retries(compute_v1.RegionsClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
+        return _own_retries(compute_v1.RegionsClient(transport="rest", **self._kwargs()), self.metrics)  # type: ignore[no-any-return]
 
     @cached_property
     def networks(self) -> compute_v1.NetworksClient:
@@ -146,4 +164,4 @@ class Clients:
 
     @cached_property
     def run_services(self) -> run_v2.ServicesClient:
-        return _own_retries(run_v2.ServicesClient(transport="rest", **self._kwargs()))  # type: ignore[no-any-return]
+        return _own_retries(run_v2.ServicesClient(transport="rest", **self._kwargs()), self.metrics)  # type: ignore[no-any-return]
