@@ -94,13 +94,20 @@ async def test_metrics_follow_the_objects_through_their_lifecycle(stack: Stack) 
         assert inserted == [1.0]
         assert values(ready, "runnet_gcp_request_duration_seconds_count", service="compute", method="routers.insert")
 
-        # A second IP, then the first one taken out: it is Retained (still reserved), and never shown as Active.
+        # A second IP, then the first one taken out while connections still use it: it drains, then (its
+        # drainTimeout shortened) it is Retained (still reserved); never shown as Active once taken out.
         gateway["spec"]["nat"]["addresses"] = ["static-ip", "static-ip-2"]
         await asyncio.to_thread(stack.apply, gateway)
         two = await until(port, lambda s: len(labelsets(s, "runnet_nat_ip_info", state="Active", **gw)) == 2)
         assert values(two, "runnet_nat_port_headroom_ratio", **gw) == [pytest.approx(1 - 100 / 2016, abs=1e-4)]
         ip2 = next(lab["ip"] for lab in labelsets(two, "runnet_nat_ip_info", **gw) if lab["ip"] != ip)
+        stack.gcp.extra["nat_ip_endpoints"] = {ip: 2}
         gateway["spec"]["nat"]["addresses"] = ["static-ip-2"]
+        await asyncio.to_thread(stack.apply, gateway)
+        draining = await until(port, lambda s: bool(labelsets(s, "runnet_nat_ip_info", state="Draining", **gw)))
+        shown = sorted((lab["ip"], lab["state"]) for lab in labelsets(draining, "runnet_nat_ip_info", **gw))
+        assert shown == sorted([(ip2, "Active"), (ip, "Draining")])
+        gateway["spec"]["nat"]["drainTimeout"] = "0s"
         await asyncio.to_thread(stack.apply, gateway)
         moved = await until(port, lambda s: bool(labelsets(s, "runnet_nat_ip_info", state="Retained", **gw)))
         shown = sorted((lab["ip"], lab["state"]) for lab in labelsets(moved, "runnet_nat_ip_info", **gw))

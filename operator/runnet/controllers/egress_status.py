@@ -108,7 +108,8 @@ def addresses(run: RunResult, spec: EgressGatewaySpec, owned: plan.Owned) -> lis
     for name in spec.nat.addresses:
         seen = _obs(run, f"address/{name}")
         ip = str(seen.outputs.get("ip", "")) if seen and seen.exists else ""
-        out.append({"name": name, "ip": ip, "state": AddressState.ACTIVE.value, "since": _since(seen, "active")})
+        since = _since(seen, "active")
+        out.append({"name": name, "ip": ip, "state": AddressState.ACTIVE.value, "since": since, "drainUntil": ""})
     timeout = seconds(spec.nat.drain_timeout)
     for name in plan.unlisted(owned, spec):
         seen = _obs(run, f"retained/{name}")
@@ -116,7 +117,7 @@ def addresses(run: RunResult, spec: EgressGatewaySpec, owned: plan.Owned) -> lis
             continue
         ip = str(seen.outputs.get("ip", "")) if seen else ""
         path = f"projects/{spec.project}/regions/{spec.region}/addresses/{name}"
-        entry = {"name": name, "ip": ip}
+        entry = {"name": name, "ip": ip, "drainUntil": ""}  # every field, as the API server's defaults fill them in
         if path in drain:
             entry.update(state=AddressState.DRAINING.value, since=_since(seen, "draining"))
             marked, at = parse_mark(str(seen.outputs.get("mark", ""))) if seen else ("", 0)
