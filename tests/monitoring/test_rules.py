@@ -67,7 +67,7 @@ def threshold(expr: str) -> float:
 def test_the_alerts_the_issue_asks_for() -> None:
     not_ready = alert_on("runnet_objects")
     assert for_(not_ready) == timedelta(minutes=15)
-    assert 'ready!~"(?i)true"' in not_ready["expr"]
+    assert 'ready="false"' in not_ready["expr"]
     for metric in ("runnet_nat_port_headroom_ratio", "runnet_subnet_ip_headroom_ratio"):
         rule = alert_on(metric)
         assert "<" in rule["expr"] and threshold(rule["expr"]) == 0.2, rule["expr"]
