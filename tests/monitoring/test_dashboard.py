@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.monitoring.runnet_metrics import METRICS, series
+from tests.support.helm import kustomize
 from tests.support.promql import check
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +54,11 @@ def test_layout() -> None:
 
 
 def test_kustomization_ships_the_dashboard() -> None:
-    kustomization = yaml.safe_load((REPO / "deploy" / "monitoring" / "kustomization.yaml").read_text())
-    generator = kustomization["configMapGenerator"][0]
-    assert generator["files"] == ["grafana-dashboard.json"]
-    assert generator["options"]["labels"] == {"grafana_dashboard": "1"}
+    """`kubectl apply -k deploy/monitoring`: the rules, the ServiceMonitor and the dashboard for Grafana's sidecar."""
+    objects = {(o["kind"], o["metadata"]["name"]): o for o in kustomize(REPO / "deploy" / "monitoring")}
+    assert set(objects) == {("ServiceMonitor", "runnet"), ("PrometheusRule", "runnet"),
+                            ("ConfigMap", "runnet-grafana-dashboard")}  # fmt: skip
+    assert {o["metadata"]["namespace"] for o in objects.values()} == {"runnet-system"}
+    config_map = objects[("ConfigMap", "runnet-grafana-dashboard")]
+    assert config_map["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    assert json.loads(config_map["data"]["grafana-dashboard.json"]) == DASHBOARD
