@@ -61,3 +61,24 @@ def test_chart_applies_to_the_real_server(real_kube: ControlPlane, kubectl: Kube
     }
     got = {q: kubectl("auth", "can-i", *q, sa, check=False).stdout.strip() for q in answers}
     assert got == answers
+
+
+def test_helm_install_and_uninstall(real_kube: ControlPlane, kubectl: Kubectl) -> None:
+    """The real helm installs the chart into the real server (CRDs from crds/ included) and uninstalls it."""
+    where = ["--kubeconfig", str(real_kube.kubeconfig), "--namespace", "runnet-helm-install"]
+    helm.run("install", "installed", str(helm.CHART), *where, "--create-namespace", "--set", "tenancy=open")
+    listed = json.loads(helm.run("list", *where, "--output", "json").stdout)
+    assert [(r["name"], r["status"], r["chart"]) for r in listed] == [("installed", "deployed", "runnet-0.1.0")]
+    deployment = json.loads(
+        kubectl("-n", "runnet-helm-install", "get", "deployment", "installed-runnet", "-o", "json").stdout
+    )
+    assert "open" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    for crd in ("egressgateways", "pscexports", "pscendpoints", "projectbindings"):
+        kubectl("get", "crd", f"{crd}.runnet.dev")
+    helm.run("uninstall", "installed", *where, "--wait", "--timeout", "60s")
+    left = kubectl("-n", "runnet-helm-install", "get", "deployment,service,pdb,role,serviceaccount", "-o", "name")
+    assert left.stdout.strip() == ""
+    # Helm never deletes a chart's crds/: the runnet objects in the cluster outlive an uninstall.
+    kubectl("get", "crd", "egressgateways.runnet.dev")
+    gone = kubectl("get", "clusterrole", "installed-runnet", check=False)
+    assert gone.returncode != 0 and "NotFound" in gone.stderr
