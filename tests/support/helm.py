@@ -43,6 +43,7 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         check=False,
         env={
             "PATH": "/usr/bin:/bin",
+            "HOME": "/tmp/runnet-helm",  # its discovery cache (~/.kube/cache) too
             "HELM_CACHE_HOME": "/tmp/runnet-helm/cache",
             "HELM_CONFIG_HOME": "/tmp/runnet-helm/config",
             "HELM_DATA_HOME": "/tmp/runnet-helm/data",
