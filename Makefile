@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest demo crds bench soak clean control-plane
+.PHONY: test lint typecheck pytest demo crds bench soak clean control-plane helm
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 # Go helpers for the tests (a real kube-apiserver, kstatus, the Argo CD health runner): built when Go is
 # on PATH and their sources changed; without Go the tests that need them skip with a message.
 HAVE_GO := $(shell command -v go 2>/dev/null)
-GO_TOOLS := $(if $(HAVE_GO),control-plane gitops-tools gitops-go-test)
+GO_TOOLS := $(if $(HAVE_GO),control-plane gitops-tools gitops-go-test helm)
 
 test: $(STAMP) lint typecheck $(GO_TOOLS) pytest
 
@@ -32,8 +32,10 @@ pytest: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/runnet demo
 
+# The CRDs from the models, and their copy in the Helm chart (Helm installs a chart's crds/ as they are).
 crds: $(STAMP)
 	$(BIN)/runnet crds
+	cp crds/*.runnet.dev.yaml deploy/helm/runnet/crds/
 
 # Not part of make test. BENCH_SCALE sizes the scale run (issue 11 asks for 1,000 gateways + 300 pairs:
 # make bench BENCH_SCALE="--gateways 1000 --pairs 300", an hour or more on a 2-core machine).
@@ -93,3 +95,19 @@ gitops-go-test:
 # Rewrites deploy/argocd/runnet.dev/*/health.lua and argocd-cm-patch.yaml from runnet-health.lua.
 argocd-health: $(STAMP)
 	$(BIN)/python -m tests.support.argocd
+
+# The real helm CLI for tests/helm (chart lint, template, apply to the real API server): built from its Go
+# module at the version tools/helm/go.mod requires (a `tool` directive), only when go.mod changes.
+HELM_VERSION = $(shell awk '$$1 == "helm.sh/helm/v3" { print $$2; exit }' tools/helm/go.mod)
+# As helm's own Makefile does: the Kubernetes version it assumes (helm template, lint) is client-go's.
+HELM_KUBE_MINOR = $(shell awk '$$1 == "k8s.io/client-go" { split($$2, v, "."); print v[2]; exit }' tools/helm/go.mod)
+HELM_PKG := helm.sh/helm/v3
+
+helm: $(TOOLS_BIN)/helm
+
+$(TOOLS_BIN)/helm: tools/helm/go.mod tools/helm/go.sum
+	@command -v $(GO) >/dev/null || { echo "make helm: needs Go (https://go.dev/dl), not found on PATH" >&2; exit 1; }
+	cd tools/helm && $(GO) build -trimpath -o ../bin/helm -ldflags "-s -w -X $(HELM_PKG)/internal/version.version=$(HELM_VERSION) \
+		-X $(HELM_PKG)/pkg/chartutil.k8sVersionMajor=1 -X $(HELM_PKG)/pkg/chartutil.k8sVersionMinor=$(HELM_KUBE_MINOR) \
+		-X $(HELM_PKG)/pkg/lint/rules.k8sVersionMajor=1 -X $(HELM_PKG)/pkg/lint/rules.k8sVersionMinor=$(HELM_KUBE_MINOR)" \
+		$(HELM_PKG)/cmd/helm

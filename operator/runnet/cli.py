@@ -231,6 +231,53 @@ def crds(directory: Path, check: bool) -> None:
     type=click.FloatRange(0.0, 1.0),
     help="Share of GCP's default rate quotas runnet uses for groups without --gcp-rate; 0 turns the limit off.",
 )
+@click.option(
+    "--leader-elect/--no-leader-elect",
+    default=False,
+    show_default=True,
+    help="Act only while holding a coordination.k8s.io Lease, so that several replicas can run (deploy/ turns it on).",
+)
+@click.option(
+    "--leader-election-namespace",
+    default=None,
+    help="Namespace of the Lease [default: the pod's own (its ServiceAccount's), else runnet-system].",
+)
+@click.option("--leader-election-id", default="runnet-leader", show_default=True, help="Name of the Lease.")
+@click.option(
+    "--leader-elect-lease-duration",
+    default=15.0,
+    show_default=True,
+    type=float,
+    help="Seconds a standby waits, after the Lease last changed, before taking over (rounded to whole seconds).",
+)
+@click.option(
+    "--leader-elect-renew-deadline",
+    default=10.0,
+    show_default=True,
+    type=float,
+    help="Seconds the leader keeps acting without renewing the Lease before it exits.",
+)
+@click.option(
+    "--leader-elect-retry-period",
+    default=2.0,
+    show_default=True,
+    type=float,
+    help="Seconds between the leader's renewals and between a standby's attempts.",
+)
+@click.option(
+    "--metrics-port",
+    default=9090,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Serve Prometheus metrics on this port at /metrics (0: no metrics).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object a line (time, level, logger, message, namespace, name) for log pipelines.",
+)
 def run(
     kubeconfig: str | None,
     namespaces: tuple[str, ...],
@@ -240,14 +287,20 @@ def run(
     concurrency: int,
     liveness: str | None,
     tenancy: str,
+    leader_elect: bool,
+    leader_election_namespace: str | None,
+    leader_election_id: str,
+    leader_elect_lease_duration: float,
+    leader_elect_renew_deadline: float,
+    leader_elect_retry_period: float,
+    metrics_port: int,
+    log_format: str,
     gcp_rates: tuple[str, ...],
     gcp_rate_share: float,
 ) -> None:
     """Run the operator."""
-    import logging
-
     from runnet.gcp import quota_groups
-    from runnet.runtime import OperatorSettings, kube_credentials_problem, run_operator
+    from runnet.leader import LeaseConfig, pod_namespace
 
     try:
         rates = quota_groups.normalise(dict(quota_groups.parse_assignment(r) for r in gcp_rates))
@@ -256,10 +309,24 @@ def run(
 
     if namespaces and all_namespaces:
         raise click.UsageError("--namespace and --all-namespaces exclude each other")
+    lease = None
+    if leader_elect:
+        lease = LeaseConfig(
+            namespace=leader_election_namespace or pod_namespace(),
+            name=leader_election_id,
+            lease_duration=leader_elect_lease_duration,
+            renew_deadline=leader_elect_renew_deadline,
+            retry_period=leader_elect_retry_period,
+        )
+        if lease.problem():
+            raise click.UsageError(lease.problem())
+    from runnet import logs
+    from runnet.runtime import MetricsPortError, OperatorSettings, kube_credentials_problem, run_operator
+
     problem = kube_credentials_problem(kubeconfig)
     if problem:
         raise click.ClickException(problem)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(log_format)
     settings = OperatorSettings(
         kubeconfig=kubeconfig,
         namespaces=list(namespaces),
@@ -268,11 +335,16 @@ def run(
         concurrency=concurrency,
         liveness=liveness,
         tenancy=tenancy,
+        leader_election=lease,
+        metrics_port=metrics_port,
         gcp_rates=rates,
         gcp_rate_share=gcp_rate_share,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_operator(settings))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_operator(settings))
+    except MetricsPortError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -280,16 +352,27 @@ def run(
     "--serve", is_flag=True, help="Keep the emulators and the operator running, and print how to explore them."
 )
 @click.option("--latency", default=0.2, show_default=True, type=float, help="Seconds each GCP operation takes.")
-def demo(serve: bool, latency: float) -> None:
+@click.option(
+    "--metrics-port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Serve the operator's Prometheus metrics on 127.0.0.1:PORT/metrics (0: no metrics).",
+)
+def demo(serve: bool, latency: float, metrics_port: int) -> None:
     """Run the operator against the embedded GCP and Kubernetes emulators and show what it builds."""
     import logging
 
     from runnet.demo import run_demo
+    from runnet.runtime import MetricsPortError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kopf").setLevel(logging.ERROR)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(click.echo, serve=serve, latency=latency))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_demo(click.echo, serve=serve, latency=latency, metrics_port=metrics_port))
+    except MetricsPortError as exc:
+        raise click.ClickException(str(exc)) from exc
     # Everything is stopped and cleaned up: a late second Ctrl-C or SIGTERM must not turn the exit into a kill.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -63,7 +63,7 @@ def describe(stack: Stack, project: str, name: str, where: str, say: Say) -> Non
     say(metadata.get("annotations", {}).get(RUN_ANNOTATIONS[where], ""))
 
 
-async def run_demo(say: Say = print, *, serve: bool = False, latency: float = 0.2) -> None:
+async def run_demo(say: Say = print, *, serve: bool = False, latency: float = 0.2, metrics_port: int = 0) -> None:
     stack = Stack(EmulatorConfig(operation_latency=latency))
     await asyncio.to_thread(stack.start)
     say(f"GCP emulator:        {stack.gcp.base_url}  (operations take {latency:.1f} s)")
@@ -74,7 +74,13 @@ async def run_demo(say: Say = print, *, serve: bool = False, latency: float = 0.
     if with_psc:
         await asyncio.to_thread(deploy, stack, PRODUCER, "hello-service", say)
     stop = asyncio.Event()
-    settings = OperatorSettings(kubeconfig=str(stack.kubeconfig), gcp_endpoint=stack.gcp.base_url, resync_interval=30)
+    settings = OperatorSettings(
+        kubeconfig=str(stack.kubeconfig),
+        gcp_endpoint=stack.gcp.base_url,
+        resync_interval=30,
+        metrics_port=metrics_port,
+        metrics_host="127.0.0.1",
+    )
     operator = asyncio.create_task(run_operator(settings, stop_flag=stop))
     try:
         await _bindings(stack, say)
@@ -83,6 +89,8 @@ async def run_demo(say: Say = print, *, serve: bool = False, latency: float = 0.
             await _psc(stack, say)
         if serve:
             _explain(stack, say)
+            if metrics_port:
+                say(f"  curl -s http://127.0.0.1:{metrics_port}/metrics | grep ^runnet_")
             # The operator stops on SIGINT/SIGTERM; then everything else stops with it.
             await asyncio.wait([operator])
             _ignore_signals()

@@ -17,6 +17,8 @@ import kopf
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients, GCPSettings
 from runnet.gcp.limiter import DEFAULT_SHARE, RateLimiter, default_rates
+from runnet.leader import LeaderElector, LeaseConfig, OnLost, exit_at_once, standby_liveness
+from runnet.metrics import Metrics
 from runnet.tenancy import Grant, Tenancy
 
 log = logging.getLogger(__name__)
@@ -37,6 +39,11 @@ class OperatorSettings:
     """``http://0.0.0.0:8080/healthz`` serves kopf's liveness probe."""
     tenancy: str = "bound"
     """bound: a ProjectBinding must grant each object's project to its namespace; open: no check."""
+    metrics_port: int = 0
+    """Serve Prometheus metrics on this port (0: not served; ``runnet run`` defaults to 9090)."""
+    metrics_host: str = "0.0.0.0"
+    leader_election: LeaseConfig | None = None
+    """None: act at once (one replica); else only while holding this Lease."""
     gcp_rates: dict[str, int] = field(default_factory=dict)
     """Calls per minute by rate quota group id (``--gcp-rate``), over the share of GCP's defaults."""
     gcp_rate_share: float = DEFAULT_SHARE
@@ -50,6 +57,17 @@ class OperatorSettings:
         return RateLimiter(default_rates(self.gcp_rate_share, self.gcp_rates))
 
 
+def kube_api_client(kubeconfig: str | None) -> Any:
+    """A ``kubernetes.client.ApiClient`` from the kubeconfig, or in the cluster from runnet's ServiceAccount."""
+    import kubernetes
+
+    if kubeconfig:
+        return kubernetes.config.new_client_from_config(kubeconfig)  # type: ignore[no-untyped-call]
+    config = kubernetes.client.Configuration()
+    kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
+    return kubernetes.client.ApiClient(config)
+
+
 class StatusWriter:
     """Writes a status in the middle of a handler (kopf writes its patch only when the handler returns)."""
 
@@ -61,13 +79,7 @@ class StatusWriter:
         if self._api is None:
             import kubernetes
 
-            if self.kubeconfig:
-                client = kubernetes.config.new_client_from_config(self.kubeconfig)  # type: ignore[no-untyped-call]
-            else:
-                config = kubernetes.client.Configuration()
-                kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
-                client = kubernetes.client.ApiClient(config)
-            self._api = kubernetes.client.CustomObjectsApi(client)
+            self._api = kubernetes.client.CustomObjectsApi(kube_api_client(self.kubeconfig))
         return self._api
 
     async def patch(self, plural: str, namespace: str | None, name: str, status: dict[str, Any]) -> None:
@@ -94,9 +106,10 @@ class Runtime:
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
         self.status = StatusWriter(settings.kubeconfig)
+        self.metrics = Metrics()
         self.limiter = settings.limiter()
         """One per process: GCP's rate quotas are per project, whichever object or identity calls."""
-        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint), limiter=self.limiter)
+        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint), self.metrics, limiter=self.limiter)
         self.tenancy = Tenancy(settings.tenancy)
         self._impersonating: dict[str, Clients] = {}
         self.grants: dict[tuple[str, str], str] = {}
@@ -170,7 +183,7 @@ class Runtime:
             return self.clients
         if account not in self._impersonating:
             settings = GCPSettings(endpoint=self.settings.gcp_endpoint, impersonate=account)
-            self._impersonating[account] = Clients(settings, limiter=self.limiter)
+            self._impersonating[account] = Clients(settings, self.metrics, limiter=self.limiter)
         return self._impersonating[account]
 
 
@@ -232,16 +245,73 @@ def build_registry(runtime: Runtime) -> kopf.OperatorRegistry:
     return registry
 
 
-async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None) -> None:
-    """Run until ``stop_flag`` is set, or SIGINT/SIGTERM arrives (or forever)."""
+class MetricsPortError(Exception):
+    """The metrics port could not be listened on."""
+
+
+async def run_operator(
+    settings: OperatorSettings, *, stop_flag: asyncio.Event | None = None, on_lost: OnLost = exit_at_once
+) -> None:
+    """Run until ``stop_flag`` is set, or SIGINT/SIGTERM arrives (or forever). With leader election, stand by
+    until this replica holds the Lease; ``on_lost`` is called if it loses it (by default: exit non-zero at once).
+    Metrics are served from the start (a standby's show no objects: it reconciles none)."""
     runtime = Runtime(settings)
     if settings.tenancy == "open":
         log.warning(
             "tenancy open: any namespace's runnet objects may manage any GCP project runnet's identity reaches; "
             "use --tenancy bound (the default) with ProjectBindings when teams share this operator"
         )
+    if settings.metrics_port:
+        try:
+            port = runtime.metrics.serve(settings.metrics_port, settings.metrics_host)
+        except OSError as exc:
+            raise MetricsPortError(
+                f"--metrics-port {settings.metrics_port}: {exc.strerror or exc}; choose a free port, or 0 to serve "
+                "no metrics"
+            ) from exc
+        log.info("serving Prometheus metrics on http://%s:%d/metrics", settings.metrics_host, port)
+    try:
+        await _lead_and_run(runtime, stop_flag or asyncio.Event(), on_lost)
+    finally:
+        runtime.metrics.close()
+
+
+async def _lead_and_run(runtime: Runtime, stop: asyncio.Event, on_lost: OnLost) -> None:
+    settings = runtime.settings
+    if settings.leader_election is None:
+        await _run_kopf(runtime, stop)
+        return
+    import kubernetes
+
+    api = kubernetes.client.CoordinationV1Api(kube_api_client(settings.kubeconfig))
+    elector = LeaderElector(settings.leader_election, api)
+    signals = _stop_on_signals(stop)  # a SIGTERM while standing by ends the wait
+    try:
+        async with standby_liveness(settings.liveness, elector):
+            if not await elector.acquire(stop):
+                return
+        holding = asyncio.create_task(elector.hold())
+
+        def lost(task: asyncio.Task[str]) -> None:
+            if task.cancelled():
+                return  # a graceful stop
+            stop.set()
+            failure = task.exception()
+            on_lost(task.result() if failure is None else f"renewing failed: {failure!r}")
+
+        holding.add_done_callback(lost)
+        try:
+            await _run_kopf(runtime, stop)
+        finally:
+            holding.cancel()
+            await elector.release()  # kopf has stopped: hand over at once (a rolling update)
+    finally:
+        _remove_signal_handlers(signals)
+
+
+async def _run_kopf(runtime: Runtime, stop: asyncio.Event) -> None:
+    settings = runtime.settings
     registry = build_registry(runtime)
-    stop = stop_flag or asyncio.Event()
     ready = asyncio.Event()
     operator = asyncio.create_task(
         kopf.operator(
@@ -259,9 +329,13 @@ async def run_operator(settings: OperatorSettings, *, stop_flag: asyncio.Event |
     try:
         await operator
     finally:
-        loop = asyncio.get_running_loop()
-        for sig in signals:
-            loop.remove_signal_handler(sig)
+        _remove_signal_handlers(signals)
+
+
+def _remove_signal_handlers(signals: list[signal.Signals]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in signals:
+        loop.remove_signal_handler(sig)
 
 
 def _stop_on_signals(stop: asyncio.Event) -> list[signal.Signals]:

@@ -109,6 +109,8 @@ class Outcome_:
     events: list[Event] = field(default_factory=list)
     retry_after: float | None = None
     """Seconds until a retry is useful; None when converged or only a spec change can help."""
+    figures: dict[str, float] = field(default_factory=dict)
+    """Numbers of this pass that are no status field, for metrics (metric name -> value)."""
 
 
 def failure_reason(code: int, gcp_reason: str) -> str:

@@ -42,11 +42,15 @@ def stack(stack_config: EmulatorConfig, tmp_path: Path, request: pytest.FixtureR
 
 
 @contextlib.asynccontextmanager
-async def operator(stack: Stack, resync: float = 120) -> AsyncIterator[None]:
+async def operator(stack: Stack, resync: float = 120, metrics_port: int = 0) -> AsyncIterator[None]:
     """The operator as `runnet run` runs it; blocking calls in the test must go to a thread."""
     stop = asyncio.Event()
     settings = OperatorSettings(
-        kubeconfig=str(stack.kubeconfig), gcp_endpoint=stack.gcp.base_url, resync_interval=resync
+        kubeconfig=str(stack.kubeconfig),
+        gcp_endpoint=stack.gcp.base_url,
+        resync_interval=resync,
+        metrics_port=metrics_port,
+        metrics_host="127.0.0.1",
     )
     task = asyncio.create_task(run_operator(settings, stop_flag=stop))
     try:

@@ -127,3 +127,45 @@ async def test_delete_while_a_resync_is_writing_finishes_promptly_and_recreates_
         await asyncio.sleep(3)  # anything still running in the operator would write by now
     left = sorted(p for p, _ in stack.gcp.store.items() if "/operations/" not in p)
     assert left == [f"projects/{PROJECT}/locations/{REGION}/services/direct-vpc-egress"]
+
+
+def drain_pool(stack: Stack) -> list[str]:
+    router = stack.clients.routers.get(project=PROJECT, region=REGION, router="router-cloud-run")
+    return [ip.rsplit("/", 1)[-1] for n in router.nats for ip in n.drain_nat_ips]
+
+
+@needs_kubectl
+async def test_rotation_drains_then_retains_without_another_edit(stack: Stack) -> None:
+    """The operator looks again when a drain ends (not a resync later): the IP leaves the NAT on time."""
+    await asyncio.to_thread(deploy_service, stack.clients, PROJECT, REGION, "direct-vpc-egress")
+    body = yaml.safe_load(Path(EXAMPLE).read_text())
+    body["spec"]["nat"]["addresses"] = ["static-ip", "static-ip-2"]
+    body["spec"]["nat"]["drainTimeout"] = "3s"
+    async with operator(stack):  # resync 120 s: only the drain's own requeue can end it within the test
+        await asyncio.to_thread(stack.apply, body)
+        ready = await asyncio.to_thread(stack.wait_ready, "EgressGateway", "fixed-ip")
+        old = ready["status"]["natIPs"][1]
+        stack.gcp.extra["nat_ip_endpoints"] = {old: 4}  # connections that stay open: only the timeout ends it
+        body["spec"]["nat"]["addresses"] = ["static-ip"]
+        await asyncio.to_thread(stack.apply, body)
+        for _ in range(100):
+            if drain_pool(stack) == ["static-ip-2"]:
+                break
+            await asyncio.sleep(0.05)
+        wide = await asyncio.to_thread(stack.kubectl, "get", "egw", "fixed-ip", "-o", "wide")
+        assert wide.returncode == 0, wide.stderr
+        assert "DRAINING" in wide.stdout.splitlines()[0] and old in wide.stdout, wide.stdout
+        plain = await asyncio.to_thread(stack.kubectl, "get", "egw", "fixed-ip")
+        assert plain.stdout.split()[:5] == ["NAME", "READY", "NAT", "IPS", "SERVICES"], plain.stdout
+        for _ in range(200):
+            if drain_pool(stack) == []:
+                break
+            await asyncio.sleep(0.05)
+        assert drain_pool(stack) == [] and nat_ips(stack) == ["static-ip"]
+        for _ in range(100):
+            got = await asyncio.to_thread(stack.get, "EgressGateway", "fixed-ip")
+            states = {a["name"]: a["state"] for a in (got or {}).get("status", {}).get("addresses", [])}
+            if states.get("static-ip-2") == "Retained":
+                break
+            await asyncio.sleep(0.05)
+        assert states == {"static-ip": "Active", "static-ip-2": "Retained"}

@@ -44,7 +44,9 @@ def stack_config() -> EmulatorConfig:
 
 def start_operator(stack: Stack, log: Path) -> subprocess.Popen[bytes]:
     args = [RUNNET, "run", "--kubeconfig", str(stack.kubeconfig), "--gcp-endpoint", stack.gcp.base_url]
-    return subprocess.Popen([*args, "--resync-interval", "2"], stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [*args, "--resync-interval", "2", "--metrics-port", "0"], stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:

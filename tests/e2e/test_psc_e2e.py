@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 from typing import Any
 
@@ -48,6 +49,11 @@ async def test_acceptance_and_removal_propagate_within_seconds(stack: Stack) -> 
         await asyncio.to_thread(stack.apply, export)
         took = await until(lambda: stack.condition("PSCEndpoint", "hello").get("status") == "True", PROPAGATION)
         assert status(stack, "PSCEndpoint")["ip"] == "10.1.0.5" and took < PROPAGATION
+        # How to call it: the Cloud Run URL (the ID-token audience), from the export, in -o wide.
+        await until(lambda: status(stack, "PSCEndpoint").get("serviceURL", "").startswith("https://"), PROPAGATION)
+        if shutil.which("kubectl"):
+            wide = await asyncio.to_thread(stack.kubectl, "get", "psce", "hello", "-o", "wide")
+            assert "SERVICE URL" in wide.stdout and "https://hello-service-" in wide.stdout, wide.stdout
         await until(lambda: status(stack, "PSCExport").get("accepted") == 1, PROPAGATION)
         # The producer rejects it: the endpoint says so.
         export["spec"]["attachment"]["consumers"] = []

@@ -143,6 +143,17 @@ def test_network_name_cannot_change(stack: Stack, example) -> None:
     assert "spec.network.name is immutable" in create(stack, body)
 
 
+def test_nat_subnets_can_be_added_and_proxy_protocol_changed(stack: Stack) -> None:
+    """NAT subnets are added to an attachment in place; GCP lets enableProxyProtocol change too."""
+    body = load("psc-export.yaml")
+    assert create(stack, body) == ""
+    body["spec"]["subnets"]["extraPscNat"] = [{"name": "producer-psc-subnet-2", "ipCidrRange": "10.0.4.0/24"}]
+    body["spec"]["attachment"]["enableProxyProtocol"] = True
+    assert create(stack, body) == ""
+    body["spec"]["subnets"]["extraPscNat"] *= 2
+    assert "spec.subnets.extraPscNat must not list a subnet twice" in create(stack, body)
+
+
 @pytest.mark.parametrize("example", ["egress-fixed-ip.yaml", "psc-export.yaml", "psc-endpoint.yaml"])
 def test_the_examples_are_valid(stack: Stack, example) -> None:
     assert create(stack, load(example)) == ""

@@ -38,6 +38,7 @@ async def test_runnet_crds_are_accepted(http: Http) -> None:
     crds = runnet_crds()
     assert {c["metadata"]["name"] for c in crds} == {
         "egressgateways.runnet.dev",
+        "projectbindings.runnet.dev",
         "pscendpoints.runnet.dev",
         "pscexports.runnet.dev",
     }
@@ -67,6 +68,7 @@ EGRESS_DEFAULTED = {
         "addresses": ["static-ip"],
         "addressDeletionPolicy": "Retain",
         "adopt": False,
+        "drainTimeout": "15m",
         "enableDynamicPortAllocation": False,
         "enableEndpointIndependentMapping": False,
         "minPortsPerVm": 64,

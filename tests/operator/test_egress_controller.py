@@ -43,7 +43,7 @@ async def test_reference_topology_gets_a_fixed_egress_ip(driver_factory, gateway
     assert driver.condition()["status"] == "True", driver.condition()
     address = clients.addresses.get(project=PROJECT, region=REGION, address="static-ip")
     assert driver.status["natIPs"] == [address.address]
-    assert driver.status["summary"] == {"natIPs": address.address, "services": "1/1"}
+    assert driver.status["summary"] == {"natIPs": address.address, "draining": "", "services": "1/1"}
     router = clients.routers.get(project=PROJECT, region=REGION, router="router-cloud-run")
     (nat,) = router.nats
     assert nat.name == "nat-cloud-run" and nat.nat_ips[0].endswith("/addresses/static-ip")
@@ -304,6 +304,7 @@ async def test_an_unlisted_address_stays_reserved_is_reported_and_goes_with_the_
 ) -> None:
     gateway["spec"]["nat"]["addresses"] = ["static-ip", "static-ip-2"]
     gateway["spec"]["nat"]["addressDeletionPolicy"] = "Delete"
+    gateway["spec"]["nat"]["drainTimeout"] = "0s"  # no drain (tests/operator/test_egress_drain.py covers it)
     driver = make(driver_factory, gateway)
     await converge(driver)
     first, second = driver.status["natIPs"]
@@ -335,6 +336,7 @@ async def test_unlisted_addresses_outlive_the_gateway_under_retain_unless_taken_
     driver_factory, gateway, service, clients, gcp
 ) -> None:
     gateway["spec"]["nat"]["addresses"] = ["static-ip", "static-ip-2", "static-ip-3"]
+    gateway["spec"]["nat"]["drainTimeout"] = "0s"
     driver = make(driver_factory, gateway)
     await converge(driver)
     ips = driver.status["natIPs"]

@@ -30,15 +30,25 @@ async def test_egress_gateway_lifecycle_needs_only_the_documented_role(driver_fa
     gcp.config.allowed_permissions = role_permissions()
     body = example("egress-fixed-ip.yaml")
     body["spec"]["nat"]["addressDeletionPolicy"] = "Delete"
+    body["spec"]["nat"]["addresses"] = ["static-ip", "static-ip-2"]
     driver = driver_factory(egress.reconcile, egress.finalize, body)
     for _ in range(3):
         await driver.reconcile()
     assert driver.condition()["status"] == "True", driver.condition()
+    # A rotation: the second IP drains (its label records when), then leaves once unused.
+    gcp.extra["nat_ip_endpoints"] = {driver.status["natIPs"][1]: 1}
+    driver.body["spec"]["nat"]["addresses"] = ["static-ip"]
+    await driver.reconcile()
+    assert [a["state"] for a in driver.status["addresses"]] == ["Active", "Draining"]
+    gcp.extra["nat_ip_endpoints"] = {}
+    await driver.reconcile()
+    assert [a["state"] for a in driver.status["addresses"]] == ["Active", "Retained"]
     assert (await driver.finalize()).retry_after is None
     denied = [e for e in gcp.log.snapshot() if e.status == 403]
     assert denied == []
     used = {e.permission for e in gcp.log.snapshot() if e.permission}
     assert {"compute.routers.update", "compute.regionOperations.get", "run.services.update"} <= used
+    assert "compute.addresses.setLabels" in used
 
 
 async def test_a_missing_permission_shows_in_the_status(driver_factory, clients, gcp) -> None:

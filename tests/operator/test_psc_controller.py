@@ -11,6 +11,8 @@ from google.iam.v1 import iam_policy_pb2
 from runnet.controllers import psc
 from runnet.emulator.gcp import GCPEmulator
 from runnet.gcp.clients import Clients
+from runnet.gcp.network import COMPUTE
+from tests.emulator import lb_topology
 from tests.operator.conftest import Driver, deploy_service, example
 
 PRODUCER, CONSUMER, REGION = "producer-project", "consumer-project", "asia-northeast1"
@@ -106,7 +108,11 @@ async def test_reference_topology_converges_with_the_consumer_accepted(driver_fa
     assert _invokers(clients) == {INVOKER}
     assert status["grantedInvokers"] == [INVOKER]
     assert {e.reason for e in topo.export.events} >= {"IngressNarrowed", "ConnectionAccepted"}
-    assert {c["type"]: c["status"] for c in status["conditions"]} == {"Ready": "True", "ServiceReady": "True"}
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Ready": "True",
+        "ServiceReady": "True",
+        "NATSubnetCapacity": "True",
+    }
     names = {(r["kind"], r["name"]) for r in status["resources"] if r["owned"]}
     assert ("ServiceAttachment", "hello-service-attachment") in names
     assert ("Subnetwork", "producer-proxy-subnet") in names
@@ -329,6 +335,21 @@ async def test_endpoint_by_attachment_uri(driver_factory, service, clients) -> N
     await topo.converge()
     assert ready(topo.endpoint) == ("True", "Reconciled")
     assert topo.endpoint.status["serviceAttachment"].endswith(ATTACHMENT)
+    # By URI, runnet cannot know the producer's service: the consumer gives the ID-token audience.
+    assert topo.endpoint.status["serviceURL"] == ""
+    topo.endpoint.body["spec"]["audience"] = service.uri
+    topo.endpoint.body["metadata"]["generation"] += 1
+    await topo.endpoint.reconcile()
+    assert topo.endpoint.status["serviceURL"] == service.uri
+
+
+async def test_endpoint_shows_the_service_url_to_call_it_with(driver_factory, service, clients) -> None:
+    """The ID-token audience a caller needs is the Cloud Run service's URL, read from the export."""
+    topo = topology(driver_factory)
+    await topo.converge()
+    assert service.uri.startswith("https://hello-service-")
+    assert topo.export.status["serviceURL"] == service.uri
+    assert topo.endpoint.status["serviceURL"] == service.uri
 
 
 async def test_foreign_backend_service_is_a_conflict_and_untouched(driver_factory, service, clients, gcp) -> None:
@@ -715,3 +736,85 @@ async def test_a_rejected_endpoint_is_told_to_take_the_project_off_the_reject_li
     assert "take consumer-project off spec.attachment.rejected of PSCExport default/hello" in message
     assert topo.endpoint.condition("Stalled")["reason"] == "ConnectionRejected"
     assert topo.export.status["rejected"] == 1
+
+
+async def test_nat_subnet_capacity_warns_and_an_extra_nat_subnet_is_added_in_place(
+    driver_factory, service, clients, gcp
+) -> None:
+    export = example("psc-export.yaml")
+    export["spec"]["subnets"]["pscNat"]["ipCidrRange"] = "10.0.3.0/29"  # 8 addresses, 4 usable
+    rule = "projects/consumer-project/regions/asia-northeast1/forwardingRules/psc-endpoint"
+    gcp.extra["psc_propagated_spokes"] = {rule: 4}  # the endpoint is propagated to 4 VPC spokes
+    topo = topology(driver_factory, export)
+    await topo.converge()
+    assert ready(topo.export) == ("True", "Reconciled")  # capacity never blocks Ready
+    capacity = topo.export.condition("NATSubnetCapacity")
+    assert (capacity["status"], capacity["reason"]) == ("False", "NearlyFull")
+    assert "use 4 of the 4 NAT IPs" in capacity["message"] and "producer-psc-subnet (10.0.3.0/29" in capacity["message"]
+    assert "spec.subnets.extraPscNat" in capacity["message"]
+    assert topo.export.status["natSubnets"] == [
+        {"name": "producer-psc-subnet", "ipCidrRange": "10.0.3.0/29", "usable": 4}
+    ]
+    assert [e for e in topo.export.events if e.reason == "NearlyFull"]
+    # A second consumer endpoint (made outside this cluster) finds no IP left: NEEDS_ATTENTION.
+    attachment = (
+        f"{COMPUTE}projects/producer-project/regions/asia-northeast1/serviceAttachments/hello-service-attachment"
+    )
+    vpc = f"{COMPUTE}projects/consumer-project/global/networks/consumer-vpc"
+    lb_topology.endpoint(clients, "consumer-project", "psc-endpoint-2", attachment, vpc, "10.1.0.6")
+    await topo.export_pass()
+    capacity = topo.export.condition("NATSubnetCapacity")
+    assert (capacity["status"], capacity["reason"]) == ("False", "Exhausted")
+    assert "1 accepted connection(s) wait for one (NEEDS_ATTENTION)" in capacity["message"]
+    assert "add a PRIVATE_SERVICE_CONNECT subnet after producer-psc-subnet" in capacity["message"]
+    before = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    # The producer adds a NAT subnet: an update of the attachment, not a re-creation.
+    topo.export.body["spec"]["subnets"]["extraPscNat"] = [
+        {"name": "producer-psc-subnet-2", "ipCidrRange": "10.0.4.0/29"}
+    ]
+    topo.export.body["metadata"]["generation"] += 1
+    await topo.converge()
+    after = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    assert after.id == before.id and [s.rsplit("/", 1)[-1] for s in after.nat_subnets] == [
+        "producer-psc-subnet",
+        "producer-psc-subnet-2",
+    ]
+    assert after.connected_endpoints[0].psc_connection_id == before.connected_endpoints[0].psc_connection_id
+    assert {e.status for e in after.connected_endpoints} == {"ACCEPTED"}
+    capacity = topo.export.condition("NATSubnetCapacity")
+    assert capacity["status"] == "True" and "use 6 of the 8 NAT IPs" in capacity["message"], capacity
+    assert topo.export.status["natIPsUsed"] == 6
+    gcp.log.clear()
+    await topo.export_pass()
+    assert gcp.log.writes() == []
+
+
+async def test_attachment_proxy_protocol_and_propagated_limit_reach_gcp(driver_factory, service, clients) -> None:
+    export = example("psc-export.yaml")
+    export["spec"]["attachment"]["enableProxyProtocol"] = True
+    export["spec"]["attachment"]["propagatedConnectionLimit"] = 3
+    topo = topology(driver_factory, export)
+    await topo.converge()
+    sa = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    assert sa.enable_proxy_protocol and sa.propagated_connection_limit == 3
+    topo.export.body["spec"]["attachment"]["propagatedConnectionLimit"] = 10
+    topo.export.body["metadata"]["generation"] += 1
+    await topo.converge()
+    sa = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    assert sa.propagated_connection_limit == 10 and ready(topo.export) == ("True", "Reconciled")
+    # GCP lets PROXY protocol change on an existing attachment (it applies to new connections).
+    topo.export.body["spec"]["attachment"]["enableProxyProtocol"] = False
+    topo.export.body["metadata"]["generation"] += 1
+    await topo.converge()
+    sa = clients.service_attachments.get(
+        project="producer-project", region="asia-northeast1", service_attachment="hello-service-attachment"
+    )
+    assert not sa.enable_proxy_protocol and ready(topo.export) == ("True", "Reconciled")

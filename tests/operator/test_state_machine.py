@@ -5,7 +5,8 @@ status lost, too), against the GCP emulator over HTTP. After every pass the inva
 runnet's status trustworthy are checked:
 
 - every address carrying the gateway's owner marker is listed, translated to by the NAT, or in
-  ``status.retainedAddresses`` (so nothing billed and allowlisted is ever forgotten);
+  ``status.addresses`` as Draining or Retained (so nothing billed and allowlisted is ever
+  forgotten), and a Draining one is in the NAT's drain pool;
 - ``status.natIPs`` are the IPs GCP reports the NAT translating to;
 - a converged pass writes nothing;
 - deletion leaves exactly what the policies say;
@@ -146,6 +147,19 @@ class GatewayMachine(FaultsMixin, RuleBasedStateMachine):
         self.spec["nat"]["addresses"] = names
         self._edit()
 
+    @rule(timeout=st.sampled_from(["0s", "15m"]))
+    def edit_drain_timeout(self, timeout: str) -> None:
+        TALLY[f"{type(self).__name__}.edit_drain_timeout"] += 1
+        self.spec["nat"]["drainTimeout"] = timeout
+        self._edit()
+
+    @rule(held=st.booleans())
+    def connections(self, held: bool) -> None:
+        """Endpoints keep (or close) their connections on every NAT IP: what ends a drain early or not."""
+        TALLY[f"{type(self).__name__}.connections"] += 1
+        H.gcp.extra["nat_ip_endpoints"] = {a.address: int(held) for a in self._owned()}
+        self._pass()
+
     @rule(policy=st.sampled_from(["Retain", "Delete"]))
     def edit_policy(self, policy: str) -> None:
         TALLY[f"{type(self).__name__}.edit_policy"] += 1
@@ -263,12 +277,18 @@ class GatewayMachine(FaultsMixin, RuleBasedStateMachine):
     def _check_memory(self) -> None:
         status = self.driver.status
         retained = {a["name"] for a in status.get("retainedAddresses", [])}
+        states = {a["name"]: a["state"] for a in status.get("addresses", [])}
         translated = set(status.get("natIPs", []))
+        router = _find(lambda: H.clients.routers.get(project=self.project, region=REGION, router="router-cloud-run"))
+        pool = {ip.rsplit("/", 1)[-1] for n in (router.nats if router else []) for ip in n.drain_nat_ips}
         for address in self._owned():
             known = address.name in self.spec["nat"]["addresses"] or address.name in retained
+            known = known or states.get(address.name) in ("Draining", "Retained")
             assert known or address.address in translated, (
-                f"{address.name} ({address.address}) is runnet's but neither listed, retained nor in natIPs: {status}"
+                f"{address.name} ({address.address}) is runnet's but neither listed, draining, retained nor in "
+                f"natIPs: {status}"
             )
+            assert (states.get(address.name) == "Draining") == (address.name in pool), (address.name, pool, status)
 
     def _check_nat_ips(self) -> None:
         router = _find(lambda: H.clients.routers.get(project=self.project, region=REGION, router="router-cloud-run"))

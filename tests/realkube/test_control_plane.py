@@ -71,6 +71,7 @@ def test_deploy_applies_and_its_service_account_gets_what_rbac_grants(
     kubectl("apply", "-k", str(REPO / "deploy"))
     kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
     kubectl("-n", "runnet-system", "get", "deployment/runnet", "serviceaccount/runnet")
+    kubectl("-n", "runnet-system", "get", "pdb/runnet", "service/runnet-metrics", "role/runnet-leader-election")
     token = kubectl("-n", "runnet-system", "create", "token", "runnet").stdout.strip()
 
     status, body = get(real_kube, "/apis/runnet.dev/v1alpha1/egressgateways", token)

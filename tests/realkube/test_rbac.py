@@ -1,8 +1,8 @@
 """RBAC proven, not assumed: the operator runs as the ServiceAccount in deploy/, bound to exactly deploy/rbac.yaml.
 
-With a token from the real TokenRequest API, the whole lifecycle of every kind sees no 403. Then each
-verb of each rule is taken out of the ClusterRole in turn, and something visibly fails: so the role
-grants nothing runnet does not use.
+With a token from the real TokenRequest API, the whole lifecycle of every kind sees no 403, with leader election
+on as deploy/ runs it. Then each verb of each rule is taken out of the ClusterRole, or of the leader election
+Role, in turn, and something visibly fails: so the roles grant nothing runnet does not use.
 """
 
 from __future__ import annotations
@@ -32,8 +32,11 @@ from tests.support.real_stack import RealKube
 pytestmark = pytest.mark.timeout(900)
 REPO = Path(__file__).resolve().parents[2]
 RUNNET = str(Path(sys.executable).parent / "runnet")
-ROLE = yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text())
-CLUSTER_ROLE = next(d for d in ROLE if d["kind"] == "ClusterRole")
+ROLES = list(yaml.safe_load_all((REPO / "deploy" / "rbac.yaml").read_text()))
+CLUSTER_ROLE = next(d for d in ROLES if d["kind"] == "ClusterRole")
+LEASE_ROLE = next(d for d in ROLES if d["kind"] == "Role")
+LEASE = ("runnet-system", "runnet-leader")
+IDENTITY = "runnet-rbac-test"
 REFUSED = ("Forbidden", "forbidden", " 403", "cannot list", "cannot watch", "cannot patch", "cannot create")
 
 
@@ -72,35 +75,66 @@ def cluster(real_kube: ControlPlane, tmp_path: Path) -> Iterator[Stack]:
         yield stack
 
 
-def set_role(stack: Stack, rules: list[dict[str, Any]]) -> None:
+def set_role(stack: Stack, rules: list[dict[str, Any]], template: dict[str, Any] = CLUSTER_ROLE) -> None:
+    """Replace the rules of deploy/'s ClusterRole (or of the leader election Role, its ``template``)."""
     rbac = kubernetes.client.RbacAuthorizationV1Api(stack.api.api_client)
-    role = copy.deepcopy(CLUSTER_ROLE)
+    role = copy.deepcopy(template)
     role["rules"] = rules
-    rbac.replace_cluster_role("runnet", role)
+    if role["kind"] == "Role":
+        rbac.replace_namespaced_role(role["metadata"]["name"], role["metadata"]["namespace"], role)
+    else:
+        rbac.replace_cluster_role(role["metadata"]["name"], role)
+
+
+def lease_holder(stack: Stack) -> str | None:
+    """Who holds runnet's Lease ('' when released, None when there is none)."""
+    api = kubernetes.client.CoordinationV1Api(stack.api.api_client)
+    try:
+        return api.read_namespaced_lease(LEASE[1], LEASE[0]).spec.holder_identity or ""
+    except kubernetes.client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def delete_lease(stack: Stack) -> None:
+    api = kubernetes.client.CoordinationV1Api(stack.api.api_client)
+    try:
+        api.delete_namespaced_lease(LEASE[1], LEASE[0])
+    except kubernetes.client.ApiException as exc:
+        if exc.status != 404:
+            raise
 
 
 class Operator:
-    """`runnet run` as the ServiceAccount, its log kept to look for refusals."""
+    """`runnet run` as the ServiceAccount with leader election (as deploy/ runs it), its log kept to look for
+    refusals. The Lease is deleted first, so that each run creates it, renews it (every 2 s) and releases it."""
 
     def __init__(self, kubeconfig: Path, stack: Stack, log: Path) -> None:
         self.log = log
+        delete_lease(stack)
         args = [RUNNET, "run", "--kubeconfig", str(kubeconfig), "--gcp-endpoint", stack.gcp.base_url]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        args += ["--leader-elect", "--leader-election-namespace", LEASE[0], "--leader-election-id", LEASE[1]]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "POD_NAME": IDENTITY}
         self.proc = subprocess.Popen(
-            [*args, "--resync-interval", "5"], stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env
+            [*args, "--resync-interval", "5", "--metrics-port", "0"],
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def refused(self) -> str:
         lines = self.log.read_text(errors="replace").splitlines()
         return next((line for line in lines if any(word in line for word in REFUSED)), "")
 
-    def stop(self) -> None:
+    def stop(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        return self.proc.returncode
 
 
 def until(check: Callable[[], bool], timeout: float, operator: Operator | None = None) -> bool:
@@ -133,6 +167,7 @@ def test_the_whole_lifecycle_of_every_kind_as_the_service_account_sees_no_403(
     set_role(cluster, CLUSTER_ROLE["rules"])
     deploy_service(cluster.clients, "my-project", "asia-northeast1", "direct-vpc-egress")
     deploy_service(cluster.clients, "producer-project", "asia-northeast1", "hello-service")
+    set_role(cluster, LEASE_ROLE["rules"], LEASE_ROLE)
     operator = Operator(deployed, cluster, tmp_path / "operator.log")
     try:
         bodies = [*example("egress-fixed-ip.yaml"), *example("psc-export.yaml"), *example("psc-endpoint.yaml")]
@@ -142,37 +177,41 @@ def test_the_whole_lifecycle_of_every_kind_as_the_service_account_sees_no_403(
             assert until(lambda b=body: ready(cluster, b["kind"], b["metadata"]["name"]), 90, operator), (
                 operator.refused() or cluster.get(body["kind"], body["metadata"]["name"])
             )
+        assert lease_holder(cluster) == IDENTITY, "it acts only as the leader"
         assert until(lambda: events_posted(cluster, "fixed-ip"), 15, operator)
         for body in reversed(bodies):
             cluster.delete(body["kind"], body["metadata"]["name"])
         for body in bodies:
             assert until(lambda b=body: cluster.get(b["kind"], b["metadata"]["name"]) is None, 90, operator)
     finally:
-        operator.stop()
+        assert operator.stop() == 0
     assert operator.refused() == "", operator.refused()
+    assert lease_holder(cluster) == "", "renewed all along (no 403) and released on SIGTERM"
 
 
-def ablations() -> list[tuple[str, list[dict[str, Any]]]]:
+def ablations(role: dict[str, Any]) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
     """The role with one verb of one rule taken out, for each verb of each rule."""
     out = []
-    for i, rule in enumerate(CLUSTER_ROLE["rules"]):
+    for i, rule in enumerate(role["rules"]):
         for verb in rule["verbs"]:
-            rules = copy.deepcopy(CLUSTER_ROLE["rules"])
+            rules = copy.deepcopy(role["rules"])
             rules[i]["verbs"] = [v for v in rule["verbs"] if v != verb]
             if not rules[i]["verbs"]:
                 del rules[i]
-            out.append((f"{verb} {','.join(rule['resources'])}", rules))
+            out.append((f"{verb} {','.join(rule['resources'])}", role, rules))
     return out
 
 
-ABLATIONS = ablations()
+ABLATIONS = ablations(CLUSTER_ROLE) + ablations(LEASE_ROLE)
 
 
-@pytest.mark.parametrize("rules", [rules for _, rules in ABLATIONS], ids=[name for name, _ in ABLATIONS])
+@pytest.mark.parametrize(("role", "rules"), [a[1:] for a in ABLATIONS], ids=[a[0] for a in ABLATIONS])
 def test_taking_any_verb_out_of_the_role_breaks_something(
-    deployed: Path, cluster: Stack, tmp_path: Path, rules: list[dict[str, Any]]
+    deployed: Path, cluster: Stack, tmp_path: Path, role: dict[str, Any], rules: list[dict[str, Any]]
 ) -> None:
-    set_role(cluster, rules)
+    set_role(cluster, CLUSTER_ROLE["rules"])
+    set_role(cluster, LEASE_ROLE["rules"], LEASE_ROLE)
+    set_role(cluster, rules, role)
     deploy_service(cluster.clients, "my-project", "asia-northeast1", "direct-vpc-egress")
     operator = Operator(deployed, cluster, tmp_path / "operator.log")
     try:
@@ -185,7 +224,7 @@ def test_taking_any_verb_out_of_the_role_breaks_something(
             worked = until(lambda: cluster.get("EgressGateway", "fixed-ip") is None, 25, operator)
     finally:
         operator.stop()
-        set_role(cluster, CLUSTER_ROLE["rules"])
+        set_role(cluster, role["rules"], role)
     assert not worked or operator.refused(), "the operator did everything without this permission: drop it"
 
 

@@ -8,6 +8,7 @@ and the operator's own parsing gives the same sentence: nobody is ever shown a r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -69,6 +70,12 @@ CIDR = shape(
     "an IPv4 range in CIDR notation with a prefix from /8 to /29, such as 10.10.10.0/24",
     18,
 )
+_SPAN = "[0-9]{1,5}"
+DURATION = shape(
+    rf"^(({_SPAN}h)({_SPAN}m)?({_SPAN}s)?|({_SPAN}m)({_SPAN}s)?|{_SPAN}s)$",
+    "a duration in hours, minutes and seconds such as 15m, 25s or 1h30m (0s for none)",
+    20,
+)
 
 # Kept for code that builds or checks names outside the models.
 GCP_NAME_PATTERN = GCP_NAME.pattern
@@ -83,6 +90,13 @@ ProjectId = Annotated[str, Field(pattern=PROJECT.pattern, max_length=PROJECT.max
 Region = Annotated[str, Field(pattern=REGION.pattern, max_length=REGION.max_length)]
 Cidr = Annotated[str, Field(pattern=CIDR.pattern, max_length=CIDR.max_length)]
 IPv4 = Annotated[str, Field(pattern=IPV4_ADDRESS.pattern, max_length=IPV4_ADDRESS.max_length)]
+Duration = Annotated[str, Field(pattern=DURATION.pattern, max_length=DURATION.max_length)]
+
+
+def seconds(duration: str) -> int:
+    """A :data:`Duration` ("1h30m", "25s") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    return sum(int(n) * units[u] for n, u in re.findall(r"([0-9]+)([hms])", duration))
 
 
 def immutable(what: str, kind: str, *, why: str = "") -> dict[str, Any]:

@@ -57,6 +57,7 @@ KINDS: list[KindInfo] = [
             {"name": "NAT IPs", "type": "string", "jsonPath": ".status.summary.natIPs"},
             {"name": "Services", "type": "string", "jsonPath": ".status.summary.services"},
             _age_column(),
+            {"name": "Draining", "type": "string", "jsonPath": ".status.summary.draining", "priority": 1},
         ],
     ),
     KindInfo(
@@ -89,6 +90,7 @@ KINDS: list[KindInfo] = [
             {"name": "IP", "type": "string", "jsonPath": ".status.ip"},
             {"name": "Status", "type": "string", "jsonPath": ".status.connectionStatus"},
             _age_column(),
+            {"name": "Service URL", "type": "string", "jsonPath": ".status.serviceURL", "priority": 1},
         ],
     ),
     KindInfo(

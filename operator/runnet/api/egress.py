@@ -8,9 +8,11 @@ from pydantic import ConfigDict, Field
 
 from runnet.api.common import (
     DELETION_POLICY_HELP,
+    DURATION,
     Cidr,
     CommonStatus,
     DeletionPolicy,
+    Duration,
     GCPName,
     Model,
     ProjectId,
@@ -41,6 +43,17 @@ class NatLogFilter(StrEnum):
 class NatCoverage(StrEnum):
     ALL_SUBNETWORKS = "AllSubnetworks"
     GATEWAY_SUBNET = "GatewaySubnet"
+
+
+DRAIN_TIMEOUT = "15m"
+MAX_DRAIN = "24h"
+DURATION_RULE = DURATION.pattern
+
+
+class AddressState(StrEnum):
+    ACTIVE = "Active"
+    DRAINING = "Draining"
+    RETAINED = "Retained"
 
 
 class AddressDeletionPolicy(StrEnum):
@@ -91,12 +104,27 @@ class NatSpec(Model):
         min_length=1,
         max_length=300,
         description="Reserved static external IPs (regional address names), one per entry; reserved when absent, "
-        "used when they exist. An address taken out of the list stays reserved (see status.retainedAddresses).",
+        "used when they exist. An address runnet reserved that is taken out of the list first drains (no new "
+        "connections, open ones continue; see drainTimeout), then stays reserved (see status.addresses).",
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
                     "rule": "self.all(a, self.filter(b, b == a).size() == 1)",
                     "message": "spec.nat.addresses must not repeat an address",
+                }
+            ]
+        },
+    )
+    drain_timeout: Duration = Field(
+        default=DRAIN_TIMEOUT,
+        description="How long an address runnet reserved, once taken out of addresses, stays in the NAT's drain pool "
+        "(drainNatIps: no new connections, open ones continue) before it leaves the NAT; it leaves sooner when GCP "
+        "reports it unused. A duration such as 15m (the default), 25s or 1h30m, at most 24h; 0s removes it at once.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": f"!self.matches({DURATION_RULE!r}) || duration(self) <= duration('{MAX_DRAIN}')",
+                    "message": f"spec.nat.drainTimeout must be at most {MAX_DRAIN}: choose a shorter drain",
                 }
             ]
         },
@@ -195,8 +223,26 @@ class RetainedAddress(Model):
     used_by: str = Field(default="", description="A resource outside this gateway now using the address, if any.")
 
 
+class AddressStatus(Model):
+    name: str = Field(description="Address name.")
+    ip: str = Field(default="", description="The reserved IP ('' while it is not reserved).")
+    state: AddressState = Field(
+        description="Active: in spec.nat.addresses (new connections leave from it). Draining: taken out of the list, "
+        "in the NAT's drain pool (open connections continue, no new ones). Retained: out of the NAT, still reserved."
+    )
+    since: str = Field(
+        default="",
+        description="When the address entered this state (RFC 3339), as recorded on the address in GCP; '' when "
+        "runnet did not see it happen.",
+    )
+    drain_until: str = Field(
+        default="", description="While Draining: when drainTimeout ends it, unless GCP reports it unused sooner."
+    )
+
+
 class EgressSummary(Model):
     nat_i_ps: str = Field(default="", alias="natIPs", description="NAT IPs, comma-separated (printer column).")
+    draining: str = Field(default="", description="Draining IPs, comma-separated (printer column).")
     services: str = Field(default="", description="attached/listed (printer column).")
 
 
@@ -205,6 +251,11 @@ class EgressGatewayStatus(CommonStatus):
         default_factory=list,
         alias="natIPs",
         description="The IPs the NAT translates to, as GCP reports them (router status): the IPs to allowlist.",
+    )
+    addresses: list[AddressStatus] = Field(
+        default_factory=list,
+        description="Every address runnet knows for the gateway (listed, or reserved by runnet for it) with its "
+        "state: Active, Draining or Retained.",
     )
     services: list[ServiceStatus] = Field(default_factory=list, description="Each listed Cloud Run service.")
     retained_addresses: list[RetainedAddress] = Field(

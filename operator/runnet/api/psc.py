@@ -34,6 +34,11 @@ NETWORK_URL = shape(
     "a VPC network as projects/PROJECT/global/networks/NAME (or its https://www.googleapis.com/compute/v1/ URL)",
     200,
 )
+AUDIENCE_URL = shape(
+    r"^https://[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[^ ]*)?$",
+    "an https URL, the Cloud Run service's URL such as https://hello-service-123456789.asia-northeast1.run.app",
+    2048,
+)
 ATTACHMENT_URI = shape(
     rf"^{_COMPUTE_URL}projects/{_PROJECT}/regions/[a-z]+-[a-z]+[0-9]+/serviceAttachments/{_NAME}$",
     "a service attachment as projects/PROJECT/regions/REGION/serviceAttachments/NAME (or its "
@@ -127,7 +132,23 @@ class ExportSubnets(Model):
     )
     psc_nat: SubnetSpec = Field(
         description="PRIVATE_SERVICE_CONNECT subnet used only by this attachment: each connected endpoint takes one "
-        "of its IPs."
+        "of its IPs (and one more per VPC spoke its connection is propagated to). Immutable: add capacity with "
+        "extraPscNat."
+    )
+    extra_psc_nat: list[SubnetSpec] = Field(
+        default_factory=list,
+        max_length=10,
+        description="More PRIVATE_SERVICE_CONNECT subnets for the attachment, after pscNat: appending one adds NAT "
+        "IPs to the attachment in place, without disrupting connections (the NATSubnetCapacity condition says when "
+        "one is needed). GCP refuses to take a subnet in use out of an attachment.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(s, self.filter(t, t.name == s.name).size() == 1)",
+                    "message": "spec.subnets.extraPscNat must not list a subnet twice",
+                }
+            ]
+        },
     )
 
 
@@ -221,6 +242,19 @@ class AttachmentSpec(Model):
         max_length=1,
         description="DNS domain for consumers' automatic DNS records (at most one, ending with a dot).",
     )
+    propagated_connection_limit: int = Field(
+        default=250,
+        ge=0,
+        le=4294967295,
+        description="How many propagated connections (Network Connectivity Center spokes) each consumer may make "
+        "(GCP's default 250); each one takes a NAT IP too.",
+    )
+    enable_proxy_protocol: bool = Field(
+        default=False,
+        description="Send the PROXY protocol header with the consumer's address to the load balancer (default "
+        "false). GCP lets it change on an existing attachment (gcloud service-attachments update "
+        "--enable-proxy-protocol); it applies to new connections.",
+    )
 
 
 def _invoker_rules() -> JsonDict:
@@ -306,14 +340,34 @@ class ProxyOnlySubnetStatus(Model):
     )
 
 
+class NatSubnetStatus(Model):
+    name: str = Field(default="", description="A PRIVATE_SERVICE_CONNECT subnet of the attachment.")
+    ip_cidr_range: str = Field(default="", description="Its range.")
+    usable: int = Field(default=0, description="IPs it can give to connections (its size minus the 4 GCP keeps).")
+
+
 class PSCExportStatus(CommonStatus):
     service_attachment: str = Field(default="", description="The attachment's URI: what consumers connect to.")
+    service_url: str = Field(
+        default="",
+        alias="serviceURL",
+        description="The Cloud Run service's URL: the ID-token audience consumers call the endpoint with.",
+    )
     connections: list[Connection] = Field(default_factory=list, description="The attachment's connected endpoints.")
     accepted: int = Field(default=0, description="Connections ACCEPTED.")
     pending: int = Field(default=0, description="Connections PENDING (waiting for the producer).")
     rejected: int = Field(default=0, description="Connections REJECTED.")
     granted_invokers: list[str] = Field(
         default_factory=list, description="Invoker members runnet added, so that only those are ever removed."
+    )
+    nat_subnets: list[NatSubnetStatus] = Field(
+        default_factory=list,
+        description="The attachment's PSC NAT subnets with their usable IPs (GCP keeps 4 of each).",
+    )
+    nat_i_ps_used: int = Field(
+        default=0,
+        alias="natIPsUsed",
+        description="NAT IPs the connected endpoints and their propagated connections hold.",
     )
     proxy_only_subnet: ProxyOnlySubnetStatus = Field(
         default_factory=ProxyOnlySubnetStatus, description="The proxy-only subnet in use."
@@ -379,6 +433,12 @@ class PSCEndpointSpec(Model):
     address: AddressSpec = Field(description="The reserved internal address: the endpoint's IP.")
     forwarding_rule: ForwardingRuleRef = Field(description="The forwarding rule that connects to the attachment.")
     target: EndpointTarget = Field(description="The service attachment to reach.", json_schema_extra=_target_rules())
+    audience: Annotated[str, Field(pattern=AUDIENCE_URL.pattern, max_length=AUDIENCE_URL.max_length)] | None = Field(
+        default=None,
+        description="The Cloud Run service's URL, the audience of the ID token a caller sends: shown as "
+        "status.serviceURL. Needed only with target.serviceAttachment (with exportRef runnet reads it from the "
+        "PSCExport); the producer gives it.",
+    )
     deletion_policy: DeletionPolicy = Field(default=DeletionPolicy.DELETE, description=DELETION_POLICY_HELP)
 
 
@@ -389,3 +449,9 @@ class PSCEndpointStatus(CommonStatus):
     )
     psc_connection_id: str = Field(default="", description="GCP's id of the connection.")
     service_attachment: str = Field(default="", description="The attachment the endpoint connects to.")
+    service_url: str = Field(
+        default="",
+        alias="serviceURL",
+        description="The Cloud Run service's URL: the audience of the ID token to call the endpoint's IP with "
+        "(from the PSCExport, or spec.audience).",
+    )

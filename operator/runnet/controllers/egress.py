@@ -7,6 +7,8 @@ compute the status from what that pass observed (``egress_status``).
 
 from __future__ import annotations
 
+import time
+
 from runnet.api.egress import KIND, EgressGatewaySpec
 from runnet.controllers.base import Object, parse_spec
 from runnet.controllers.egress_status import report, teardown_report
@@ -16,6 +18,7 @@ from runnet.gcp.calls import GCPCallError
 from runnet.gcp.clients import Clients
 from runnet.gcp.context import Context
 from runnet.gcp.ownership import Owner
+from runnet.gcp.router import nat_addresses, unused_nat_ips
 from runnet.gcp.run_service import attached_services
 from runnet.plan import egress as plan
 from runnet.status import Outcome_, failure_reason, invalid, teardown_skipped
@@ -37,11 +40,26 @@ def context(obj: Object, spec: EgressGatewaySpec, clients: Clients) -> Context:
     return Context(clients=clients, owner=owner, project=spec.project, region=spec.region)
 
 
-async def discover(engine: Engine, ctx: Context, gateway: str) -> plan.Owned:
-    """What runnet holds for the gateway, as GCP says (owner markers, annotations): never from the status."""
+async def discover(engine: Engine, ctx: Context, spec: EgressGatewaySpec, gateway: str) -> plan.Owned:
+    """What runnet holds for the gateway, as GCP says (owner markers, labels, annotations, the NAT's IP pools):
+    never from the status. The router read is the pass's (cached); IP usage is read only while an IP drains."""
+    now = time.time()
     addresses = await engine.call(lambda: owned_addresses(ctx))
     services = await engine.call(lambda: attached_services(ctx, gateway))
-    return plan.Owned(addresses=addresses, services=services)
+    active, draining = await engine.call(lambda: nat_addresses(ctx, spec.router.name, spec.nat.name))
+    unused: list[str] = []
+    if draining:
+        free = await engine.call(lambda: unused_nat_ips(ctx, spec.router.name, spec.nat.name))
+        unused = [a.name for a in addresses if a.ip in free and a.name in draining]
+    return plan.Owned(
+        addresses=[a.name for a in addresses],
+        services=services,
+        marks={a.name: a.mark for a in addresses},
+        nat_active=active,
+        nat_draining=draining,
+        unused=unused,
+        now=now,
+    )
 
 
 def unknown(obj: Object, exc: GCPCallError) -> Outcome_:
@@ -59,7 +77,7 @@ async def reconcile(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
         return invalid(obj.status, obj.generation, problem)
     ctx = context(obj, spec, clients)
     try:
-        owned = await discover(engine, ctx, obj.key)
+        owned = await discover(engine, ctx, spec, obj.key)
     except GCPCallError as exc:
         return invalid(obj.status, obj.generation, problem) if problem else unknown(obj, exc)
     run = await engine.reconcile(plan.build(spec, ctx, gateway=obj.key, owned=owned), dry_run=bool(problem))
@@ -76,7 +94,7 @@ async def finalize(obj: Object, engine: Engine, clients: Clients) -> Outcome_:
     assert spec is not None
     ctx = context(obj, spec, clients)
     try:
-        owned = await discover(engine, ctx, obj.key)
+        owned = await discover(engine, ctx, spec, obj.key)
     except GCPCallError as exc:
         outcome = unknown(obj, exc)
         outcome.retry_after = RETRY

@@ -8,13 +8,17 @@ nor used by the NAT.
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
-from runnet.api.egress import AddressDeletionPolicy, EgressGatewaySpec
+from runnet.api.common import seconds
+from runnet.api.egress import AddressDeletionPolicy, AddressState, EgressGatewaySpec
 from runnet.controllers.base import Object
 from runnet.engine import NodeResult, Observation, Outcome, RunResult
+from runnet.gcp.address import parse_mark
 from runnet.gcp.network import SubnetAdapter
 from runnet.gcp.router import extra_ips_needed, instances_supported
+from runnet.metrics import NAT_PORT_HEADROOM, SUBNET_IP_HEADROOM
 from runnet.plan import egress as plan
 from runnet.status import (
     INVALID_SPEC,
@@ -32,6 +36,8 @@ from runnet.status import (
 )
 
 RETRY = 10.0
+DRAIN_POLL = 30.0
+"""Seconds between looks at a draining IP's usage (getNatIpInfo) before its drainTimeout is near."""
 SETTLING = 3.0
 """Seconds before looking again when GCP has not caught up with a write yet."""
 CONNECTOR_HINT = (
@@ -79,11 +85,69 @@ def listed_ips(run: RunResult, spec: EgressGatewaySpec) -> dict[str, str]:
     return out
 
 
-def retained(run: RunResult, spec: EgressGatewaySpec, owned: plan.Owned, in_nat: list[str]) -> list[dict[str, str]]:
+def _rfc3339(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _since(seen: Observation | None, state: str) -> str:
+    """When the address entered ``state``: its label when that names the state; an active one's creation."""
+    if seen is None or not seen.exists:
+        return ""
+    marked, at = parse_mark(str(seen.outputs.get("mark", "")))
+    if marked == state:
+        return _rfc3339(at)
+    return str(seen.outputs.get("created", "")) if state == "active" and not marked else ""
+
+
+def addresses(run: RunResult, spec: EgressGatewaySpec, owned: plan.Owned) -> list[dict[str, str]]:
+    """Every address runnet knows for the gateway, with its state as the NAT observed this pass shows it."""
+    nat = _obs(run, "nat")
+    active = set(nat.outputs.get("natIps", [])) if nat and nat.exists else set()
+    drain = set(nat.outputs.get("drainNatIps", [])) if nat and nat.exists else set()
+    out = []
+    for name in spec.nat.addresses:
+        seen = _obs(run, f"address/{name}")
+        ip = str(seen.outputs.get("ip", "")) if seen and seen.exists else ""
+        since = _since(seen, "active")
+        out.append({"name": name, "ip": ip, "state": AddressState.ACTIVE.value, "since": since, "drainUntil": ""})
+    timeout = seconds(spec.nat.drain_timeout)
+    for name in plan.unlisted(owned, spec):
+        seen = _obs(run, f"retained/{name}")
+        if seen is not None and not seen.exists:
+            continue
+        ip = str(seen.outputs.get("ip", "")) if seen else ""
+        path = f"projects/{spec.project}/regions/{spec.region}/addresses/{name}"
+        entry = {"name": name, "ip": ip, "drainUntil": ""}  # every field, as the API server's defaults fill them in
+        if path in drain:
+            entry.update(state=AddressState.DRAINING.value, since=_since(seen, "draining"))
+            marked, at = parse_mark(str(seen.outputs.get("mark", ""))) if seen else ("", 0)
+            entry["drainUntil"] = _rfc3339(at + timeout) if marked == "draining" else ""
+        elif path in active:  # not moved yet (the write failed): still translated to
+            entry.update(state=AddressState.ACTIVE.value, since="")
+        else:
+            entry.update(state=AddressState.RETAINED.value, since=_since(seen, "retained"))
+        out.append(entry)
+    return out
+
+
+def drain_retry(entries: list[dict[str, str]], now: float) -> float | None:
+    """While an IP drains: look again when its drainTimeout ends, and every DRAIN_POLL seconds for its usage."""
+    ends = [e["drainUntil"] for e in entries if e["state"] == AddressState.DRAINING.value and e.get("drainUntil")]
+    if not any(e["state"] == AddressState.DRAINING.value for e in entries):
+        return None
+    left = [datetime.datetime.fromisoformat(t).timestamp() - now for t in ends]
+    return max(1.0, min([DRAIN_POLL, *[x + 1.0 for x in left]]))
+
+
+def retained(
+    run: RunResult, spec: EgressGatewaySpec, owned: plan.Owned, in_nat: list[str], draining: set[str]
+) -> list[dict[str, str]]:
     """Owned, unlisted addresses the NAT does not use: kept (and billed) until a person releases them."""
     out = []
     router = f"regions/{spec.region}/routers/{spec.router.name}"
     for name in plan.unlisted(owned, spec):
+        if name in draining:
+            continue  # still in the NAT's drain pool: status.addresses shows it Draining
         seen = _obs(run, f"retained/{name}")
         if seen is not None and not seen.exists:
             continue  # released by hand since discovery
@@ -128,6 +192,10 @@ def report(obj: Object, spec: EgressGatewaySpec, owned: plan.Owned, run: RunResu
         message += f"; the NAT translates to {', '.join(ips) or 'no IP'} while spec.nat.addresses lists {shown}"
     elif ready:
         message = f"NAT {spec.nat.name} egresses from {', '.join(ips)}"
+    known = addresses(run, spec, owned)
+    draining = [e for e in known if e["state"] == AddressState.DRAINING.value]
+    if ready and draining:
+        message += f"; draining {', '.join(e['ip'] for e in draining)} (no new connections)"
     conds = obj.status.get("conditions", [])
     new_conds = health(conds, obj.generation, ready=ready, reason=reason, message=message)
     new_conds += capacity(conds, obj.generation, spec, run)
@@ -135,11 +203,16 @@ def report(obj: Object, spec: EgressGatewaySpec, owned: plan.Owned, run: RunResu
     status: dict[str, Any] = {
         "observedGeneration": obj.generation,
         "natIPs": ips,
+        "addresses": known,
         "services": services,
-        "retainedAddresses": retained(run, spec, owned, ips),
+        "retainedAddresses": retained(run, spec, owned, ips, {e["name"] for e in draining}),
         "coverage": str(nat.outputs.get("coverage", "")) if nat else "",
         "resources": resources(run),
-        "summary": {"natIPs": ",".join(ips), "services": f"{attached}/{len(spec.services)}"},
+        "summary": {
+            "natIPs": ",".join(ips),
+            "draining": ",".join(e["ip"] for e in draining),
+            "services": f"{attached}/{len(spec.services)}",
+        },
         "conditions": new_conds,
     }
     events = action_events(run, drift=converged_before(obj.status, obj.generation))
@@ -147,7 +220,10 @@ def report(obj: Object, spec: EgressGatewaySpec, owned: plan.Owned, run: RunResu
     retry = None
     if not ready and not problem:
         retry = SETTLING if differs and run.ready else (RETRY if _retryable(run) else None)
-    return Outcome_(status=status, events=events, retry_after=retry)
+    drain = drain_retry(known, owned.now) if not problem else None
+    if drain is not None:
+        retry = drain if retry is None else min(retry, drain)
+    return Outcome_(status=status, events=events, retry_after=retry, figures=headroom(spec, run))
 
 
 def _retryable(run: RunResult) -> bool:
@@ -166,6 +242,7 @@ def _notes(obj: Object, spec: EgressGatewaySpec, run: RunResult, status: dict[st
                 f"subnetwork {spec.subnet.name} grew from {subnet.expanded_from} to {spec.subnet.ip_cidr_range}",
             )
         )
+    events += _transitions(obj, spec, status["addresses"])
     before = {a.get("name") for a in obj.status.get("retainedAddresses", [])}
     for entry in status["retainedAddresses"]:
         if entry["name"] not in before:
@@ -185,6 +262,31 @@ def _notes(obj: Object, spec: EgressGatewaySpec, run: RunResult, status: dict[st
                         "from the NAT IPs; use ALL_TRAFFIC for a fixed egress IP",
                     )
                 )
+    return events
+
+
+def _transitions(obj: Object, spec: EgressGatewaySpec, entries: list[dict[str, str]]) -> list[Event]:
+    """An Event when an address starts draining or becomes active again (retention has its own, below)."""
+    before = {a.get("name"): a.get("state") for a in obj.status.get("addresses", [])}
+    events = []
+    for entry in entries:
+        was, now, name, ip = before.get(entry["name"]), entry["state"], entry["name"], entry["ip"]
+        if now == was:
+            continue
+        if now == AddressState.DRAINING.value:
+            events.append(
+                Event(
+                    "Normal",
+                    "AddressDraining",
+                    f"address {name} ({ip}) left spec.nat.addresses and drains: no new connections leave from it, "
+                    f"open ones continue until GCP reports it unused or spec.nat.drainTimeout "
+                    f"({spec.nat.drain_timeout}) ends at {entry.get('drainUntil', '')}; then it is retained",
+                )
+            )
+        elif now == AddressState.ACTIVE.value and was in (AddressState.DRAINING.value, AddressState.RETAINED.value):
+            events.append(
+                Event("Normal", "AddressActive", f"address {name} ({ip}) is back in spec.nat.addresses and active")
+            )
     return events
 
 
@@ -240,6 +342,26 @@ def capacity(
         msg = f"NAT {spec.nat.name} serves up to {supported} instances; the services can scale to {instances}"
         out.append(condition(conds, "NATCapacity", True, "Sufficient", msg, generation))
     return out
+
+
+def headroom(spec: EgressGatewaySpec, run: RunResult) -> dict[str, float]:
+    """The capacity conditions' figures as shares left free at the services' full scale (1 empty, 0 full)."""
+    instances = _max_instances(run, spec)
+    subnet = _obs(run, "subnet")
+    cidr = str(subnet.outputs.get("ipCidrRange", "")) if subnet and subnet.exists else spec.subnet.ip_cidr_range
+    figures = {}
+    if cidr:
+        usable = plan.usable_ips(cidr)
+        figures[SUBNET_IP_HEADROOM] = _free(2 * instances, usable)
+    supported = instances_supported(len(spec.nat.addresses), spec.nat.min_ports_per_vm)
+    status = _obs(run, "natStatus")
+    short = status is not None and status.exists and int(status.outputs.get("minExtraNatIpsNeeded", 0)) > 0
+    figures[NAT_PORT_HEADROOM] = 0.0 if short else _free(instances, supported)
+    return figures
+
+
+def _free(used: int, total: int) -> float:
+    return round(max(0.0, 1.0 - used / total), 4) if total > 0 else 0.0
 
 
 def _subnet_capacity(name: str, cidr: str, instances: int) -> tuple[bool, str]:

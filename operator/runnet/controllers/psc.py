@@ -8,6 +8,7 @@ network, subnet and address are built already, and only the forwarding rule wait
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -96,6 +97,7 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult, problem: st
     status: dict[str, Any] = {
         "observedGeneration": obj.generation,
         "serviceAttachment": link,
+        "serviceURL": _service_url(run),
         "connections": conns,
         "accepted": counts["ACCEPTED"],
         "pending": counts["PENDING"],
@@ -112,11 +114,17 @@ def _export_status(obj: Object, spec: PSCExportSpec, run: RunResult, problem: st
     status["conditions"] = [
         *health(conds, obj.generation, ready=ready, reason=reason, message=message),
         *_service_condition(obj, spec, run),
+        *_nat_capacity(obj, spec, run, status),
     ]
     events = action_events(run, drift=converged_before(obj.status, obj.generation))
     events += condition_events(conds, status["conditions"])
     events += connection_events(obj.status, conns) + _export_notes(obj, spec, run)
     return Outcome_(status=status, events=events, retry_after=None if problem else _retry(run))
+
+
+def _service_url(run: RunResult) -> str:
+    service = run.results["service/ingress"].observation
+    return str(service.outputs.get("uri", "")) if service and service.exists else ""
 
 
 def _service_condition(obj: Object, spec: PSCExportSpec, run: RunResult) -> list[dict[str, Any]]:
@@ -129,6 +137,46 @@ def _service_condition(obj: Object, spec: PSCExportSpec, run: RunResult) -> list
     reason = "Serving" if serving else "NotServing"
     conds = obj.status.get("conditions", [])
     return [condition(conds, "ServiceReady", serving, reason, message, obj.generation)]
+
+
+NAT_SUBNET_FULL = 0.8
+"""Share of the PSC NAT subnets' usable IPs in use above which NATSubnetCapacity turns False."""
+UNUSABLE_PER_SUBNET = 4
+"""GCP keeps four addresses of every subnet (network, gateway, second-to-last, broadcast)."""
+
+
+def _nat_capacity(obj: Object, spec: PSCExportSpec, run: RunResult, status: dict[str, Any]) -> list[dict[str, Any]]:
+    """NATSubnetCapacity (never blocks Ready): every connected endpoint, and each of its propagated connections,
+    takes an IP of the attachment's PSC NAT subnets; above 80% in use, or with a connection waiting for an IP
+    (NEEDS_ATTENTION), the producer is told which subnet to add."""
+    attachment = run.results["attachment"].observation
+    if not (attachment and attachment.exists):
+        return []
+    subnets: list[dict[str, Any]] = []
+    for i, sub in enumerate(plan.nat_subnets(spec)):
+        seen = run.results[plan.nat_subnet_key(i)].observation
+        cidr = str(seen.outputs.get("ipCidrRange", "")) if seen and seen.exists else sub.ip_cidr_range or ""
+        usable = max(0, ipaddress.ip_network(cidr, strict=False).num_addresses - UNUSABLE_PER_SUBNET) if cidr else 0
+        subnets.append({"name": sub.name, "ipCidrRange": cidr, "usable": usable})
+    usable = sum(int(s["usable"]) for s in subnets)
+    used, waiting = int(attachment.outputs.get("natIpsUsed", 0)), int(attachment.outputs.get("needsAttention", 0))
+    status["natSubnets"], status["natIPsUsed"] = subnets, used
+    names = ", ".join(f"{s['name']} ({s['ipCidrRange']}, {s['usable']} usable)" for s in subnets)
+    ok = used <= NAT_SUBNET_FULL * usable and waiting == 0
+    if ok:
+        message = f"connected endpoints use {used} of the {usable} NAT IPs of PSC NAT subnets {names}"
+    else:
+        last = subnets[-1]["name"] if subnets else spec.subnets.psc_nat.name
+        message = (
+            f"connected endpoints (propagated connections included) use {used} of the {usable} NAT IPs of PSC NAT "
+            f"subnets {names}"
+            + (f", and {waiting} accepted connection(s) wait for one (NEEDS_ATTENTION)" if waiting else "")
+            + f": add a PRIVATE_SERVICE_CONNECT subnet after {last} to spec.subnets.extraPscNat (GCP adds it to the "
+            "attachment without disrupting connections)"
+        )
+    conds = obj.status.get("conditions", [])
+    reason = "Sufficient" if ok else ("Exhausted" if waiting else "NearlyFull")
+    return [condition(conds, "NATSubnetCapacity", ok, reason, message, obj.generation)]
 
 
 def _export_notes(obj: Object, spec: PSCExportSpec, run: RunResult) -> list[Event]:
@@ -349,6 +397,7 @@ def _endpoint_status(obj: Object, spec: PSCEndpointSpec, target: Target, run: Ru
         "connectionStatus": state,
         "pscConnectionId": str(rule.outputs.get("pscConnectionId", "")) if rule and exists else "",
         "serviceAttachment": COMPUTE + attachment if attachment else "",
+        "serviceURL": spec.audience or str((target.body.get("status") or {}).get("serviceURL", "")),
         "resources": resources(run),
     }
     conds = obj.status.get("conditions", [])

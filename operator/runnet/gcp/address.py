@@ -1,6 +1,14 @@
-"""Adapter for regional static addresses (the NAT IPs partners allowlist)."""
+"""Adapter for regional static addresses (the NAT IPs partners allowlist).
+
+An address runnet owns carries its NAT state in a label (``runnet-nat-ip``: ``draining-<epoch>``,
+``retained-<epoch>`` or ``active-<epoch>``), written when the state changes, before the NAT write
+that makes it so: when a drain began is remembered in GCP, not in the status, so a restarted
+operator still ends the drain on time.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from google.cloud import compute_v1
 
@@ -10,9 +18,19 @@ from runnet.gcp.context import Context
 from runnet.gcp.network import tail
 from runnet.gcp.ownership import owner_of
 
+STATE_LABEL = "runnet-nat-ip"
 
-def owned_addresses(ctx: Context) -> list[str]:
-    """Names of the addresses in the region whose owner marker names this object: what runnet reserved for it.
+
+@dataclass(frozen=True)
+class OwnedAddress:
+    name: str
+    ip: str
+    mark: str
+    """The address's ``runnet-nat-ip`` label ('' when it has none)."""
+
+
+def owned_addresses(ctx: Context) -> list[OwnedAddress]:
+    """The addresses in the region whose owner marker names this object: what runnet reserved for it.
 
     Read from GCP on every pass (one list call), so what runnet owns never depends on its own status.
     """
@@ -20,7 +38,23 @@ def owned_addresses(ctx: Context) -> list[str]:
     pages = find(
         f"listing addresses in {c.region}", lambda: c.clients.addresses.list(project=c.project, region=c.region)
     )
-    return sorted(a.name for a in pages or [] if c.owner.owns(a.description))
+    found = [
+        OwnedAddress(a.name, a.address, dict(a.labels).get(STATE_LABEL, ""))
+        for a in pages or []
+        if c.owner.owns(a.description)
+    ]
+    return sorted(found, key=lambda a: a.name)
+
+
+def mark(state: str, epoch: float) -> str:
+    """The label value recording that an address entered ``state`` at ``epoch`` (seconds)."""
+    return f"{state}-{int(epoch)}"
+
+
+def parse_mark(value: str) -> tuple[str, int]:
+    """("draining", 1764540000) from a label value; ("", 0) for none or one runnet cannot read."""
+    state, _, at = value.rpartition("-")
+    return (state, int(at)) if state in ("active", "draining", "retained") and at.isdigit() else ("", 0)
 
 
 class ExternalAddressAdapter(Adapter):
@@ -30,9 +64,13 @@ class ExternalAddressAdapter(Adapter):
     exclusive = True
     field = "spec.nat.addresses"
 
-    def __init__(self, ctx: Context, name: str, *, allowed_user: str, listed: bool = True) -> None:
+    def __init__(
+        self, ctx: Context, name: str, *, allowed_user: str, listed: bool = True, mark: str | None = None
+    ) -> None:
         super().__init__(name)
         self.ctx = ctx
+        self.mark = mark
+        """The ``runnet-nat-ip`` label value this pass wants on an owned address (None: leave it as it is)."""
         self.allowed_user = allowed_user
         """Relative path of the router whose NAT may already use this address."""
         self.listed = listed
@@ -54,8 +92,13 @@ class ExternalAddressAdapter(Adapter):
             owned=self.ctx.owner.owns(addr.description),
             owner=owner_of(addr.description) or "",
             self_link=addr.self_link,
+            body=addr,
         )
         obs.outputs["ip"] = addr.address
+        obs.outputs["mark"] = dict(addr.labels).get(STATE_LABEL, "")
+        obs.outputs["created"] = addr.creation_timestamp
+        if self.mark is not None and obs.owned:
+            obs.up_to_date = obs.outputs["mark"] == self.mark
         if addr.address_type and addr.address_type != "EXTERNAL":
             obs.invalid = (
                 f"address {self.name} is {addr.address_type}: spec.nat.addresses needs EXTERNAL addresses, "
@@ -100,6 +143,20 @@ class ExternalAddressAdapter(Adapter):
             c.clients,
             f"reserving address {self.name}",
             lambda: c.clients.addresses.insert_unary(project=c.project, region=c.region, address_resource=body),
+        )
+
+    def update(self, observed: Observation) -> None:
+        """Record the address's NAT state in its label (the only field runnet changes on an existing address)."""
+        c = self.ctx
+        addr: compute_v1.Address = observed.body
+        labels = {**dict(addr.labels), STATE_LABEL: self.mark or ""}
+        request = compute_v1.RegionSetLabelsRequest(labels=labels, label_fingerprint=addr.label_fingerprint)
+        compute_write(
+            c.clients,
+            f"recording the NAT state of address {self.name}",
+            lambda: c.clients.addresses.set_labels_unary(
+                project=c.project, region=c.region, resource=self.name, region_set_labels_request_resource=request
+            ),
         )
 
     def delete(self, observed: Observation) -> None:

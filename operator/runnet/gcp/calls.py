@@ -12,14 +12,16 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.api_core import exceptions as gexc
 from google.auth.exceptions import RefreshError
 from google.cloud import compute_v1, run_v2
 from google.longrunning import operations_pb2
 
-from runnet.gcp.clients import Clients
+if TYPE_CHECKING:
+    from runnet.gcp.clients import Clients
+    from runnet.metrics import Metrics
 
 T = TypeVar("T")
 
@@ -300,6 +302,30 @@ def _run_result(what: str, op: Any) -> Any:
     if op.HasField("error") and op.error.code:
         raise GCPCallError(f"{what}: {op.error.message}", retryable=op.error.code in (4, 8, 10, 13, 14))
     return run_v2.Service.deserialize(op.response.value) if op.HasField("response") else None
+
+
+def metered(metrics: Metrics, service: str, method: str, rpc: Callable[..., T]) -> Callable[..., T]:
+    """``rpc`` (one of a client's wrapped methods: one HTTP request) counted and timed.
+
+    Counted here rather than in ``call``/``find``: a list's later pages and each operation ``wait``
+    are requests of their own, sent where no ``call`` sees them (a pager fetches pages as it is
+    iterated). ``code`` is the HTTP status, or ``none`` when no answer came.
+    """
+
+    def send(*args: Any, **kwargs: Any) -> T:
+        start = time.perf_counter()
+        code = "none"
+        try:
+            response = rpc(*args, **kwargs)
+            code = "200"
+            return response
+        except gexc.GoogleAPICallError as exc:
+            code = str(int(exc.code)) if exc.code else "none"
+            raise
+        finally:
+            metrics.gcp_request(service, method, code, time.perf_counter() - start)
+
+    return send
 
 
 def _op_scope(self_link: str) -> dict[str, str]:

@@ -22,7 +22,9 @@ from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1, run_v2
 from google.oauth2 import credentials as oauth2
 
+from runnet.gcp.calls import metered
 from runnet.gcp.limiter import LimitedAdapter, RateLimiter
+from runnet.metrics import Metrics
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 EMULATOR_TOKEN = "runnet-operator"
@@ -43,13 +45,22 @@ CALL_TIMEOUT = 120.0
 """Seconds one HTTP call may take (an operation ``wait`` is held by GCP for up to about two minutes)."""
 
 
-def _own_retries(client: Any, limiter: RateLimiter | None = None) -> Any:
+def _own_retries(client: Any, metrics: Metrics, limiter: RateLimiter | None = None) -> Any:
     """The client without its built-in retries: google-cloud-compute retries a 503 on reads for up to 600 s, which
     would hold a thread (and the object's pass) for ten minutes during an outage. runnet retries itself: reads a
-    few times in place (``calls.find``), everything else on the object's next pass."""
-    for wrapped in client._transport._wrapped_methods.values():
+    few times in place (``calls.find``), everything else on the object's next pass.
+
+    Each method also counts its HTTP requests (``calls.metered``), labelled as the REST API names it:
+    service ``compute`` or ``run``, method ``addresses.insert``, ``regionOperations.wait``, ``services.getService``.
+    """
+    transport = client._transport
+    service = "run" if type(client).__module__.startswith("google.cloud.run") else "compute"
+    resource = _camel(type(transport).__name__.removesuffix("RestTransport"))
+    methods = transport._wrapped_methods
+    for key, wrapped in list(methods.items()):
         wrapped._retry = None
         wrapped._timeout = CALL_TIMEOUT
+        methods[key] = metered(metrics, service, f"{resource}.{_camel(type(key).__name__.lstrip('_'))}", wrapped)
     if limiter is not None:
         adapter = LimitedAdapter(limiter, pool_maxsize=POOL_SIZE)
         client._transport._session.mount("https://", adapter)
@@ -57,11 +68,19 @@ def _own_retries(client: Any, limiter: RateLimiter | None = None) -> Any:
     return client
 
 
+def _camel(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
 class Clients:
     """One instance per process (built at operator start-up, injected into adapters)."""
 
-    def __init__(self, settings: GCPSettings | None = None, *, limiter: RateLimiter | None = None) -> None:
+    def __init__(
+        self, settings: GCPSettings | None = None, metrics: Metrics | None = None, *, limiter: RateLimiter | None = None
+    ) -> None:
         self.settings = settings or GCPSettings()
+        self.metrics = metrics or Metrics()
+        """Where the clients count their requests (a throwaway registry when nobody serves it)."""
         self.limiter = limiter
         """Shared by every Clients of the process (quotas are per project, whoever calls); None: no limit."""
         self.known_regions: set[tuple[str, str]] = set()
@@ -96,7 +115,7 @@ class Clients:
         return kwargs
 
     def _limited(self, client: Any) -> Any:
-        return _own_retries(client, self.limiter)
+        return _own_retries(client, self.metrics, self.limiter)
 
     def _compute(self, cls: Any) -> Any:
         client = self._limited(cls(transport="rest", **self._kwargs()))

@@ -45,8 +45,11 @@ class DesiredAttachment:
     reject: tuple[str, ...]
     reconcile: bool
     domain_names: tuple[str, ...]
-    nat_subnet: str
+    nat_subnets: tuple[str, ...]
+    """Relative paths, in order: pscNat, then extraPscNat."""
     target: str
+    propagated_limit: int = 250
+    proxy_protocol: bool = False
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -55,8 +58,10 @@ class DesiredAttachment:
             "consumerRejectLists": sorted(self.reject),
             "reconcileConnections": self.reconcile,
             "domainNames": sorted(self.domain_names),
-            "natSubnets": [self.nat_subnet],
+            "natSubnets": list(self.nat_subnets),
             "targetService": self.target,
+            "propagatedConnectionLimit": self.propagated_limit,
+            "enableProxyProtocol": self.proxy_protocol,
         }
 
     def to_proto(self) -> compute_v1.ServiceAttachment:
@@ -66,9 +71,10 @@ class DesiredAttachment:
             consumer_reject_lists=[COMPUTE + r if "/" in r else r for r in self.reject],
             reconcile_connections=self.reconcile,
             domain_names=list(self.domain_names),
-            nat_subnets=[COMPUTE + self.nat_subnet],
+            nat_subnets=[COMPUTE + s for s in self.nat_subnets],
             target_service=COMPUTE + self.target,
-            enable_proxy_protocol=False,
+            enable_proxy_protocol=self.proxy_protocol,
+            propagated_connection_limit=self.propagated_limit,
         )
 
 
@@ -89,7 +95,28 @@ def observed_fields(sa: compute_v1.ServiceAttachment) -> dict[str, Any]:
         "domainNames": sorted(sa.domain_names),
         "natSubnets": [tail(s) for s in sa.nat_subnets],
         "targetService": tail(sa.target_service),
+        "propagatedConnectionLimit": int(sa.propagated_connection_limit)
+        if "propagated_connection_limit" in sa
+        else PROPAGATED_LIMIT,
+        "enableProxyProtocol": bool(sa.enable_proxy_protocol),
     }
+
+
+PROPAGATED_LIMIT = 250
+"""GCP's default propagatedConnectionLimit."""
+
+
+def nat_ips_used(sa: compute_v1.ServiceAttachment) -> tuple[int, int]:
+    """NAT IPs held by accepted connections (propagated ones included), and connections waiting for one.
+
+    Each accepted endpoint takes natIpsPerEndpoint IPs, and as many again per propagated connection
+    (GCP, "About published services": NAT subnet sizing); NEEDS_ATTENTION is a connection accepted
+    with no IP left.
+    """
+    per = int(sa.nat_ips_per_endpoint or 1)
+    used = sum(per * (1 + int(e.propagated_connection_count)) for e in sa.connected_endpoints if e.status == "ACCEPTED")
+    waiting = sum(1 for e in sa.connected_endpoints if e.status == "NEEDS_ATTENTION")
+    return used, waiting
 
 
 def connections(sa: compute_v1.ServiceAttachment) -> list[dict[str, str]]:
@@ -120,6 +147,7 @@ class ServiceAttachmentAdapter(RegionalAdapter):
             return Observation(exists=False, invalid=self._creation_problem())
         obs = self.seen(sa)
         obs.outputs["connections"] = connections(sa)
+        obs.outputs["natIpsUsed"], obs.outputs["needsAttention"] = nat_ips_used(sa)
         if observed_fields(sa) != self.desired.fields():
             return self.differs(obs, "is configured differently from spec.attachment")
         return obs
@@ -129,11 +157,13 @@ class ServiceAttachmentAdapter(RegionalAdapter):
         c = self.ctx
         pages = find("listing service attachments", lambda: self.client().list(project=c.project, region=c.region))
         for other in pages or []:
-            if tail(self.desired.nat_subnet) in [tail(s) for s in other.nat_subnets]:
-                subnet = self.desired.nat_subnet.rsplit("/", 1)[-1]
+            taken = [s for s in self.desired.nat_subnets if s in [tail(t) for t in other.nat_subnets]]
+            if taken:
+                subnet = taken[0].rsplit("/", 1)[-1]
+                field = "spec.subnets.pscNat" if taken[0] == self.desired.nat_subnets[0] else "spec.subnets.extraPscNat"
                 return (
-                    f"spec.subnets.pscNat: subnetwork {subnet} is already the NAT subnet of service attachment "
-                    f"{other.name}; each attachment needs its own PRIVATE_SERVICE_CONNECT subnet"
+                    f"{field}: subnetwork {subnet} is already a NAT subnet of service attachment "
+                    f"{other.name}; each attachment needs its own PRIVATE_SERVICE_CONNECT subnets"
                 )
             if tail(other.target_service) == self.desired.target:
                 rule = self.desired.target.rsplit("/", 1)[-1]

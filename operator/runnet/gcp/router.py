@@ -98,12 +98,15 @@ class DesiredNat:
     log_filter: str = "ALL"
     subnetwork: str | None = None
     """Relative path of the only subnet to NAT; None NATs all subnetworks' ranges."""
+    drain: tuple[str, ...] = ()
+    """Relative paths of addresses in the drain pool (drainNatIps): no new connections, open ones continue."""
 
     def managed_fields(self) -> dict[str, object]:
         """What runnet sets, in the form GCP returns it once its defaults are filled."""
         return {
             "natIpAllocateOption": "MANUAL_ONLY",
             "natIps": sorted(self.addresses),
+            "drainNatIps": sorted(self.drain),
             "sourceSubnetworkIpRangesToNat": "LIST_OF_SUBNETWORKS"
             if self.subnetwork
             else "ALL_SUBNETWORKS_ALL_IP_RANGES",
@@ -120,6 +123,7 @@ class DesiredNat:
             name=self.name,
             nat_ip_allocate_option="MANUAL_ONLY",
             nat_ips=[COMPUTE + a for a in self.addresses],
+            drain_nat_ips=[COMPUTE + a for a in self.drain],
             source_subnetwork_ip_ranges_to_nat="LIST_OF_SUBNETWORKS"
             if self.subnetwork
             else "ALL_SUBNETWORKS_ALL_IP_RANGES",
@@ -145,6 +149,7 @@ def observed_fields(nat: compute_v1.RouterNat) -> dict[str, object]:
     return {
         "natIpAllocateOption": nat.nat_ip_allocate_option or "AUTO_ONLY",
         "natIps": sorted(tail(ip) for ip in nat.nat_ips),
+        "drainNatIps": sorted(tail(ip) for ip in nat.drain_nat_ips),
         "sourceSubnetworkIpRangesToNat": nat.source_subnetwork_ip_ranges_to_nat,
         "subnetworks": [tail(s.name) for s in nat.subnetworks],
         "minPortsPerVm": nat.min_ports_per_vm or 64,
@@ -220,6 +225,7 @@ class NatAdapter(Adapter):
             obs.owner = "" if owned else _nat_owner(router.description, self.name)
             obs.up_to_date = observed_fields(nat) == self.desired.managed_fields()
             obs.outputs["natIps"] = [tail(ip) for ip in nat.nat_ips]
+            obs.outputs["drainNatIps"] = [tail(ip) for ip in nat.drain_nat_ips]
         if nat is None or (owned and not obs.up_to_date):
             obs.conflict = self._coverage_conflict()
         return obs
@@ -325,6 +331,7 @@ class NatStatusAdapter(Adapter):
         obs = Observation(exists=True)
         obs.outputs.update(
             ips=[*entry.user_allocated_nat_ips, *entry.auto_allocated_nat_ips],
+            drainIps=[*entry.drain_user_allocated_nat_ips, *entry.drain_auto_allocated_nat_ips],
             minExtraNatIpsNeeded=int(entry.min_extra_nat_ips_needed),
         )
         return obs
@@ -334,6 +341,35 @@ class NatStatusAdapter(Adapter):
 
     def delete(self, observed: Observation) -> None:
         """A view, nothing to delete."""
+
+
+def nat_addresses(ctx: Context, router: str, nat: str) -> tuple[list[str], list[str]]:
+    """Names of the addresses a NAT translates to (natIps) and drains (drainNatIps), from the pass's router read."""
+    found = read_router(ctx, router)
+    entry = next((n for n in found.nats if n.name == nat), None) if found else None
+    if entry is None:
+        return [], []
+    return [tail(ip).rsplit("/", 1)[-1] for ip in entry.nat_ips], [
+        tail(ip).rsplit("/", 1)[-1] for ip in entry.drain_nat_ips
+    ]
+
+
+def unused_nat_ips(ctx: Context, router: str, nat: str) -> set[str]:
+    """The NAT's IPs that getNatIpInfo reports UNUSED (no endpoint holds a mapping on them)."""
+    c = ctx
+    info = find(
+        f"reading NAT IP usage of router {router}",
+        lambda: c.clients.routers.get_nat_ip_info(
+            request=compute_v1.GetNatIpInfoRouterRequest(
+                project=c.project, region=c.region, router=router, nat_name=nat
+            )
+        ),
+    )
+    out = set()
+    for result in info.result if info else []:
+        if result.nat_name == nat:
+            out |= {m.nat_ip for m in result.nat_ip_info_mappings if m.usage == "UNUSED"}
+    return out
 
 
 def instances_supported(addresses: int, min_ports_per_vm: int) -> int:

@@ -77,7 +77,7 @@ class RunIngressAdapter(Adapter):
         serving, why = readiness(svc)
         obs.ready = not (svc.reconciling or svc.observed_generation < svc.generation)
         obs.message = "" if obs.ready else why
-        obs.outputs.update(ingress=Ingress(svc.ingress).name, serving=serving, health=why)
+        obs.outputs.update(ingress=Ingress(svc.ingress).name, serving=serving, health=why, uri=svc.uri)
         return obs
 
     def create(self) -> None:

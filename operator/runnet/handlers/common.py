@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import kopf
 
+from runnet import metrics
 from runnet.api.common import GROUP, VERSION
 from runnet.controllers.base import Object
 from runnet.engine import Engine
@@ -90,6 +92,7 @@ def register_kind(
         async with runtime.lock(obj.uid):
             if runtime.is_deleting(obj.uid):
                 return  # a resync that waited behind the teardown
+            start = time.perf_counter()
             grant = granted(runtime, plural, obj)
             if isinstance(grant, str):
                 outcome = invalid(obj.status, obj.generation, grant, reason=NOT_BOUND)  # and no GCP call at all
@@ -98,9 +101,16 @@ def register_kind(
                 if progress is not None:
                     # Shown only: the pass compares with what was there before (Events, transition times).
                     await runtime.status.patch(plural, obj.namespace, obj.name, progress)
-                outcome = await reconcile(obj, runtime.engine, runtime.clients_for(grant))
+                try:
+                    outcome = await reconcile(obj, runtime.engine, runtime.clients_for(grant))
+                except Exception:
+                    runtime.metrics.failed(plural, time.perf_counter() - start)
+                    raise
         runtime.schedule(plural, obj.key, outcome.retry_after)
         write(body, patch, outcome)
+        written = {**obj.status, **outcome.status}  # as the status patch merges it
+        seconds = time.perf_counter() - start
+        runtime.metrics.reconciled(plural, obj.key, written, outcome.figures, seconds, metrics.result_of(written))
 
     @kopf.on.resume(*resource, registry=registry)  # type: ignore[untyped-decorator]
     @kopf.on.create(*resource, registry=registry)  # type: ignore[untyped-decorator]
@@ -133,10 +143,18 @@ def register_kind(
             write(body, patch, invalid(obj.status, obj.generation, message, reason=NOT_BOUND))
             raise kopf.TemporaryError(message, delay=UNBOUND_RETRY)
         clients = runtime.clients if isinstance(grant, str) else runtime.clients_for(grant)
+        start = time.perf_counter()
         async with runtime.lock(obj.uid):
-            outcome = await finalize(obj, runtime.engine, clients)
+            try:
+                outcome = await finalize(obj, runtime.engine, clients)
+            except Exception:
+                runtime.metrics.failed(plural, time.perf_counter() - start)
+                raise
         write(body, patch, outcome)
-        if outcome.retry_after is not None:
+        done = outcome.retry_after is None
+        runtime.metrics.teardown(plural, time.perf_counter() - start, done=done)
+        if not done:
             raise kopf.TemporaryError(_ready_message(outcome, "deleting"), delay=outcome.retry_after)
         runtime.forget(obj.uid)
         runtime.use_grant(plural, obj.key, None)
+        runtime.metrics.forget(plural, obj.key)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from runnet.api.egress import AddressDeletionPolicy, EgressGatewaySpec
+from runnet.api.common import seconds
+from runnet.api.egress import AddressDeletionPolicy, AddressState, EgressGatewaySpec
 from runnet.engine import Node, Policy
-from runnet.gcp.address import ExternalAddressAdapter
+from runnet.gcp.address import ExternalAddressAdapter, mark, parse_mark
 from runnet.gcp.context import Context
 from runnet.gcp.network import NetworkAdapter, SubnetAdapter, range_problem
 from runnet.gcp.region import RegionAdapter
@@ -36,6 +37,27 @@ class Owned:
     """Addresses whose owner marker names the gateway."""
     services: list[str] = field(default_factory=list)
     """Cloud Run services carrying the gateway's annotation."""
+    marks: dict[str, str] = field(default_factory=dict)
+    """Each owned address's NAT state label (``runnet-nat-ip``), '' when it has none."""
+    nat_active: list[str] = field(default_factory=list)
+    """Addresses in the NAT's natIps when the pass began."""
+    nat_draining: list[str] = field(default_factory=list)
+    """Addresses in the NAT's drainNatIps when the pass began."""
+    unused: list[str] = field(default_factory=list)
+    """Draining addresses GCP reports UNUSED (getNatIpInfo): their drain is over."""
+    now: float = 0.0
+    """When the pass began (epoch seconds): drains are timed against it."""
+
+
+@dataclass(frozen=True)
+class AddressPlan:
+    """What one pass makes of an owned address that spec.nat.addresses no longer lists."""
+
+    state: AddressState
+    mark: str
+    """The state label it must carry (written before the NAT write that puts it in that state)."""
+    until: float = 0.0
+    """While draining: when drainTimeout ends the drain."""
 
 
 def spec_problems(spec: EgressGatewaySpec) -> list[str]:
@@ -64,6 +86,39 @@ def unlisted(owned: Owned, spec: EgressGatewaySpec) -> list[str]:
     return [a for a in owned.addresses if a not in spec.nat.addresses]
 
 
+def unlisted_plan(spec: EgressGatewaySpec, owned: Owned) -> dict[str, AddressPlan]:
+    """Draining or retained, for each unlisted owned address.
+
+    An address leaving natIps drains (unless drainTimeout is 0s); a draining one is retained once GCP
+    reports it unused or drainTimeout has passed since the drain began (its label says when); a
+    retained one stays retained. Only an address the NAT holds can drain (GCP drains an IP only in
+    the write that takes it out of natIps).
+    """
+    timeout = seconds(spec.nat.drain_timeout)
+    out = {}
+    for name in unlisted(owned, spec):
+        label = owned.marks.get(name, "")
+        state, at = parse_mark(label)
+        in_nat = name in owned.nat_active or name in owned.nat_draining
+        retained = AddressPlan(AddressState.RETAINED, mark("retained", owned.now))
+        if state == "retained":
+            out[name] = AddressPlan(AddressState.RETAINED, label)
+        elif not in_nat or timeout == 0:
+            out[name] = retained
+        elif state == "draining":
+            over = owned.now >= at + timeout or name in owned.unused
+            out[name] = retained if over else AddressPlan(AddressState.DRAINING, label, at + timeout)
+        else:
+            out[name] = AddressPlan(AddressState.DRAINING, mark("draining", owned.now), owned.now + timeout)
+    return out
+
+
+def listed_mark(owned: Owned, name: str) -> str | None:
+    """An owned address listed again after draining or being retained is marked active again."""
+    state, _ = parse_mark(owned.marks.get(name, ""))
+    return mark("active", owned.now) if state in ("draining", "retained") else None
+
+
 def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str, owned: Owned, teardown: bool = False) -> list[Node]:
     """The nodes for one gateway; ``gateway`` is its namespace/name (recorded on services).
 
@@ -73,19 +128,29 @@ def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str, owned: Owned, 
     """
     router_path = ctx.regional_path("routers", spec.router.name)
     retain = spec.nat.address_deletion_policy is AddressDeletionPolicy.RETAIN
+    plans = {} if teardown else unlisted_plan(spec, owned)
     addresses = [
-        Node(f"address/{name}", ExternalAddressAdapter(ctx, name, allowed_user=router_path), retain=retain)
+        Node(
+            f"address/{name}",
+            ExternalAddressAdapter(
+                ctx, name, allowed_user=router_path, mark=None if teardown else listed_mark(owned, name)
+            ),
+            retain=retain,
+        )
         for name in spec.nat.addresses
     ]
     kept = [
         Node(
             f"retained/{name}",
-            ExternalAddressAdapter(ctx, name, allowed_user=router_path, listed=False),
+            ExternalAddressAdapter(
+                ctx, name, allowed_user=router_path, listed=False, mark=plans[name].mark if plans else None
+            ),
             policy=Policy.MANAGE if teardown else Policy.OBSERVE,
             retain=retain,
         )
         for name in unlisted(owned, spec)
     ]
+    draining = tuple(ctx.regional_path("addresses", n) for n, p in plans.items() if p.state is AddressState.DRAINING)
     nodes = [
         Node("region", RegionAdapter(ctx), policy=Policy.OBSERVE),
         Node("network", NetworkAdapter(ctx, spec.network.name), depends_on=["region"]),
@@ -95,7 +160,7 @@ def build(spec: EgressGatewaySpec, ctx: Context, *, gateway: str, owned: Owned, 
         *kept,
         Node(
             "nat",
-            _nat(spec, ctx),
+            _nat(spec, ctx, draining),
             policy=Policy.CONFIGURE,
             adopt=spec.nat.adopt,
             depends_on=["router", "subnet", *(a.key for a in [*addresses, *kept])],
@@ -118,11 +183,12 @@ def _subnet(spec: EgressGatewaySpec, ctx: Context) -> SubnetAdapter:
     )
 
 
-def _nat(spec: EgressGatewaySpec, ctx: Context) -> NatAdapter:
+def _nat(spec: EgressGatewaySpec, ctx: Context, draining: tuple[str, ...] = ()) -> NatAdapter:
     nat = spec.nat
     desired = DesiredNat(
         name=nat.name,
         addresses=tuple(ctx.regional_path("addresses", a) for a in nat.addresses),
+        drain=draining,
         min_ports_per_vm=nat.min_ports_per_vm,
         max_ports_per_vm=nat.max_ports_per_vm,
         dynamic_port_allocation=nat.enable_dynamic_port_allocation,

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from runnet.api.common import GCP_NAME_PATTERN
+from runnet.api.egress import SubnetSpec
 from runnet.api.psc import MEMBER_PATTERN, PSCEndpointSpec, PSCExportSpec
 from runnet.engine import Node, Policy
 from runnet.gcp.context import Context
@@ -75,6 +76,7 @@ def export_problems(spec: PSCExportSpec, name: str) -> list[str]:
         "spec.subnets.loadBalancer": spec.subnets.load_balancer.ip_cidr_range,
         "spec.subnets.proxyOnly": spec.subnets.proxy_only.ip_cidr_range,
         "spec.subnets.pscNat": spec.subnets.psc_nat.ip_cidr_range,
+        **{f"spec.subnets.extraPscNat[{i}]": s.ip_cidr_range for i, s in enumerate(spec.subnets.extra_psc_nat)},
     }
     problems += [p for field, cidr in ranges.items() if (p := range_problem(field, cidr))]
     proxy = spec.subnets.proxy_only.ip_cidr_range
@@ -164,9 +166,20 @@ def desired_attachment(spec: PSCExportSpec, ctx: Context, names: ExportNames) ->
         reject=tuple(tail(r) for r in att.rejected),
         reconcile=att.reconcile_connections,
         domain_names=tuple(att.domain_names),
-        nat_subnet=ctx.regional_path("subnetworks", spec.subnets.psc_nat.name),
+        nat_subnets=tuple(ctx.regional_path("subnetworks", s.name) for s in nat_subnets(spec)),
         target=ctx.regional_path("forwardingRules", names.forwarding_rule),
+        propagated_limit=att.propagated_connection_limit,
+        proxy_protocol=att.enable_proxy_protocol,
     )
+
+
+def nat_subnets(spec: PSCExportSpec) -> list[SubnetSpec]:
+    """The attachment's PSC NAT subnets, in order: pscNat, then extraPscNat."""
+    return [spec.subnets.psc_nat, *spec.subnets.extra_psc_nat]
+
+
+def nat_subnet_key(index: int) -> str:
+    return "subnet/pscNat" if index == 0 else f"subnet/pscNat/{index}"
 
 
 def build_export(spec: PSCExportSpec, ctx: Context, *, export: str, name: str) -> list[Node]:
@@ -178,7 +191,7 @@ def build_export(spec: PSCExportSpec, ctx: Context, *, export: str, name: str) -
         Node(
             "attachment",
             ServiceAttachmentAdapter(ctx, names.attachment, desired=desired_attachment(spec, ctx, names)),
-            depends_on=["forwardingRule", "subnet/pscNat"],
+            depends_on=["forwardingRule", *(nat_subnet_key(i) for i in range(len(nat_subnets(spec))))],
         ),
         *service_nodes(spec, ctx, export=export),
     ]
@@ -197,20 +210,27 @@ def _subnet_nodes(spec: PSCExportSpec, ctx: Context) -> list[Node]:
     proxy_subnet = ProxyOnlySubnetAdapter(
         ctx, subnets.proxy_only.name, network=net, ip_cidr_range=subnets.proxy_only.ip_cidr_range
     )
-    nat_subnet = SubnetAdapter(
-        ctx,
-        subnets.psc_nat.name,
-        network=net,
-        ip_cidr_range=subnets.psc_nat.ip_cidr_range,
-        field="spec.subnets.pscNat",
-        purpose="PRIVATE_SERVICE_CONNECT",
-    )
+    nat = [
+        Node(
+            nat_subnet_key(i),
+            SubnetAdapter(
+                ctx,
+                s.name,
+                network=net,
+                ip_cidr_range=s.ip_cidr_range,
+                field="spec.subnets.pscNat" if i == 0 else f"spec.subnets.extraPscNat[{i - 1}]",
+                purpose="PRIVATE_SERVICE_CONNECT",
+            ),
+            depends_on=["network"],
+        )
+        for i, s in enumerate(nat_subnets(spec))
+    ]
     return [
         Node("region", RegionAdapter(ctx), policy=Policy.OBSERVE),
         Node("network", NetworkAdapter(ctx, net), depends_on=["region"]),
         Node("subnet/loadBalancer", lb_subnet, depends_on=["network"]),
         Node("subnet/proxyOnly", proxy_subnet, depends_on=["network"]),
-        Node("subnet/pscNat", nat_subnet, depends_on=["network"]),
+        *nat,
     ]
 
 

@@ -1,0 +1,1 @@
+"""deploy/monitoring: alert rules and the Grafana dashboard against the metrics runnet serves."""
