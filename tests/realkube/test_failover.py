@@ -56,7 +56,8 @@ class Replica:
     def __init__(self, name: str, stack: Stack, lease: str, logs: Path) -> None:
         self.name, self.log = name, logs / f"{name}.log"
         args = [RUNNET, "run", "--kubeconfig", str(stack.kubeconfig), "--gcp-endpoint", stack.gcp.base_url]
-        args += ["--resync-interval", "2", "--leader-elect", "--leader-election-namespace", "default"]
+        args += ["--resync-interval", "2", "--metrics-port", "0"]  # two on one machine: no shared port
+        args += ["--leader-elect", "--leader-election-namespace", "default"]
         args += ["--leader-election-id", lease, "--leader-elect-lease-duration", str(LEASE["duration"])]
         args += [
             "--leader-elect-renew-deadline",

@@ -210,7 +210,7 @@ async def test_runnet_run_exits_non_zero_within_its_renew_deadline_when_it_loses
         args = [RUNNET, "run", "--kubeconfig", str(tmp_path / "kubeconfig"), "--tenancy", "open", "--leader-elect"]
         args += ["--leader-election-namespace", NAMESPACE, "--leader-election-id", f"test-{uuid.uuid4().hex[:8]}"]
         args += ["--leader-elect-lease-duration", "3", "--leader-elect-renew-deadline", "2"]
-        args += ["--leader-elect-retry-period", "0.5", "--gcp-endpoint", "http://127.0.0.1:9"]
+        args += ["--leader-elect-retry-period", "0.5", "--gcp-endpoint", "http://127.0.0.1:9", "--metrics-port", "0"]
         proc = await asyncio.create_subprocess_exec(*args, stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 90
