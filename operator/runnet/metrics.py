@@ -127,7 +127,7 @@ class Metrics:
         self.objects = Gauge(OBJECTS, "Objects by kind and whether they are Ready.", ["kind", "ready"], registry=r)
         self.nat_ips = Gauge(
             NAT_IP_INFO,
-            "1 per NAT IP of each EgressGateway, by state (Active, Retained).",
+            "1 per NAT IP of each EgressGateway, by state (Active, Draining, Retained).",
             ["namespace", "name", "ip", "state"],
             registry=r,
         )

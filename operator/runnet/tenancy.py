@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from runnet.status import condition
+
 log = logging.getLogger(__name__)
 
 BOUND, OPEN = "bound", "open"
@@ -82,3 +84,23 @@ class Tenancy:
         """Every namespace that the named bindings (as they are now) mention."""
         wanted = set(names)
         return {ns for b in self.bindings() if b.name in wanted for ns in b.namespaces}
+
+
+def binding_status(body: Mapping[str, Any], grants: Mapping[Any, str], mode: str) -> dict[str, Any]:
+    """A binding's status: a pure function of the binding, which objects' last passes went through it, and the
+    tenancy mode."""
+    binding = Binding.of(body)
+    meta = body.get("metadata", {})
+    status = dict(body.get("status", {}) or {})
+    generation = meta.get("generation")
+    if binding is None:
+        return {}
+    using = sum(1 for name in grants.values() if name == binding.name)
+    who = f"as {binding.service_account}" if binding.service_account else "as runnet's own Google identity"
+    unchecked = "" if mode == BOUND else " (runnet runs with --tenancy open: bindings are not checked)"
+    message = (
+        f"namespaces {', '.join(sorted(binding.namespaces))} may manage GCP project {binding.project} {who}; "
+        f"{using} object(s) use it{unchecked}"
+    )
+    ready = condition(status.get("conditions", []), "Ready", True, "Bound", message, generation)
+    return {"observedGeneration": generation, "objects": using, "conditions": [ready]}

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from runnet.api.common import GROUP, VERSION
 from runnet.runtime import Runtime
-from runnet.status import condition
-from runnet.tenancy import Binding
+from runnet.tenancy import Binding, binding_status
 
 PLURAL = "projectbindings"
 STATUS_EVERY = 30.0
@@ -27,31 +25,13 @@ STATUS_SETTLE = 0.5
 """Seconds a wake-up waits for more changes, so that a burst of passes makes one write per binding."""
 
 
-def binding_status(runtime: Runtime, body: Mapping[str, Any]) -> dict[str, Any]:
-    binding = Binding.of(body)
-    meta = body.get("metadata", {})
-    status = dict(body.get("status", {}) or {})
-    generation = meta.get("generation")
-    if binding is None:
-        return {}
-    using = sum(1 for name in runtime.grants.values() if name == binding.name)
-    who = f"as {binding.service_account}" if binding.service_account else "as runnet's own Google identity"
-    mode = "" if runtime.tenancy.mode == "bound" else " (runnet runs with --tenancy open: bindings are not checked)"
-    message = (
-        f"namespaces {', '.join(sorted(binding.namespaces))} may manage GCP project {binding.project} {who}; "
-        f"{using} object(s) use it{mode}"
-    )
-    ready = condition(status.get("conditions", []), "Ready", True, "Bound", message, generation)
-    return {"observedGeneration": generation, "objects": using, "conditions": [ready]}
-
-
 async def show_statuses(runtime: Runtime) -> None:
     """Every binding's status, rewritten only where it changed. A loop beside kopf rather than a kopf timer: a
     timer would put a finalizer on every binding, and deleting a binding must never wait for the operator."""
     while True:
         for store in list(runtime.tenancy.index.values()):
             for body in list(store):
-                new = binding_status(runtime, body)
+                new = binding_status(body, runtime.grants, runtime.tenancy.mode)
                 current = dict(body.get("status", {}) or {})
                 if new and any(current.get(k) != v for k, v in new.items()):
                     name = body["metadata"]["name"]
