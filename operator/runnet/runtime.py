@@ -24,6 +24,11 @@ from runnet.tenancy import Grant, Tenancy
 log = logging.getLogger(__name__)
 FINALIZER = "runnet.dev/finalizer"
 DELETED_REMEMBERED = 10_000
+FRESH = 5.0
+"""Seconds old a snapshot of GCP a pass accepts unless it is a converged object's resync (see ``accepted_age``)."""
+RESYNC_SNAPSHOT = 0.9
+"""A converged object's resync accepts a snapshot this share of the resync interval old."""
+PLURALS = {"EgressGateway": "egressgateways", "PSCExport": "pscexports", "PSCEndpoint": "pscendpoints"}
 """UIDs of deleted objects kept, so that a resync queued behind a teardown never re-creates anything."""
 
 
@@ -109,7 +114,9 @@ class Runtime:
         self.metrics = Metrics()
         self.limiter = settings.limiter()
         """One per process: GCP's rate quotas are per project, whichever object or identity calls."""
-        self.clients = Clients(GCPSettings(endpoint=settings.gcp_endpoint), self.metrics, limiter=self.limiter)
+        self.clients = self._watched(
+            Clients(GCPSettings(endpoint=settings.gcp_endpoint), self.metrics, limiter=self.limiter)
+        )
         self.tenancy = Tenancy(settings.tenancy)
         self._impersonating: dict[str, Clients] = {}
         self.grants: dict[tuple[str, str], str] = {}
@@ -119,6 +126,7 @@ class Runtime:
         self._engine: Engine | None = None
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._due: dict[tuple[str, str], float] = {}
+        self._settled: set[tuple[str, str]] = set()
         self._deleting: dict[str, None] = {}
 
     @property
@@ -153,6 +161,33 @@ class Runtime:
             self.settings.resync_interval if retry_after is None else min(retry_after, self.settings.resync_interval)
         )
         self._due[(plural, key)] = time.monotonic() + delay
+        if retry_after is None:
+            self._settled.add((plural, key))
+        else:
+            self._settled.discard((plural, key))
+
+    def accepted_age(self, plural: str, key: str, *, resync: bool) -> float:
+        """How old a snapshot of GCP the object's pass may read from: a converged object's resync, almost an interval
+        (its resources were listed for some object within it, and a change a list shows wakes the object at once);
+        anything else (a new object, an edit, a retry, a poke) a few seconds."""
+        if resync and (plural, key) in self._settled:
+            return self.settings.resync_interval * RESYNC_SNAPSHOT
+        return FRESH
+
+    def _watched(self, clients: Clients) -> Clients:
+        """A change a refreshed list shows in GCP wakes the objects that read that resource."""
+        clients.inventory.on_change = self._drifted
+        return clients
+
+    def _drifted(self, watchers: set[Any]) -> None:
+        for kind, namespace, name in watchers:
+            if kind in PLURALS:
+                log.info("%s %s/%s: GCP changed a resource it reads; reconciling it now", kind, namespace, name)
+                self.poke(PLURALS[kind], f"{namespace}/{name}")
+
+    def forget_watcher(self, kind: str, namespace: str, name: str) -> None:
+        for clients in (self.clients, *self._impersonating.values()):
+            clients.inventory.forget((kind, namespace, name))
 
     def poke(self, plural: str, key: str) -> None:
         """Reconcile ``namespace/name`` of that kind at the next tick (a related object changed)."""
@@ -183,7 +218,7 @@ class Runtime:
             return self.clients
         if account not in self._impersonating:
             settings = GCPSettings(endpoint=self.settings.gcp_endpoint, impersonate=account)
-            self._impersonating[account] = Clients(settings, self.metrics, limiter=self.limiter)
+            self._impersonating[account] = self._watched(Clients(settings, self.metrics, limiter=self.limiter))
         return self._impersonating[account]
 
 

@@ -35,12 +35,15 @@ def owned_addresses(ctx: Context) -> list[OwnedAddress]:
     Read from GCP on every pass (one list call), so what runnet owns never depends on its own status.
     """
     c = ctx
-    pages = find(
-        f"listing addresses in {c.region}", lambda: c.clients.addresses.list(project=c.project, region=c.region)
+    listed = c.read_all(
+        c.regional_path("addresses", "")[:-1],
+        f"addresses in {c.region}",
+        lambda: c.clients.addresses.list(project=c.project, region=c.region),
+        lambda name: c.clients.addresses.get(project=c.project, region=c.region, address=name),
     )
     found = [
         OwnedAddress(a.name, a.address, dict(a.labels).get(STATE_LABEL, ""))
-        for a in pages or []
+        for a in listed
         if c.owner.owns(a.description)
     ]
     return sorted(found, key=lambda a: a.name)
@@ -78,9 +81,11 @@ class ExternalAddressAdapter(Adapter):
 
     def _get(self) -> compute_v1.Address | None:
         c = self.ctx
-        return find(
-            f"reading address {self.name}",
+        return c.read(
+            c.regional_path("addresses", self.name),
+            f"address {self.name}",
             lambda: c.clients.addresses.get(project=c.project, region=c.region, address=self.name),
+            lambda: c.clients.addresses.list(project=c.project, region=c.region),
         )
 
     def observe(self) -> Observation:

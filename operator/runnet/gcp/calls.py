@@ -261,11 +261,20 @@ def deferring_waits(fn: Callable[[], None]) -> list[PendingOperation]:
 def compute_write(clients: Clients, what: str, fn: Callable[[], compute_v1.Operation]) -> None:
     """A Compute mutation (a ``*_unary`` method) and the wait for its operation."""
     pending: list[PendingOperation] | None = getattr(_deferred, "pending", None)
+    if pending is not None:
+        _wait_earlier(pending)
+    op = call(what, fn)
+    _touch(clients, op)
     if pending is None:
-        wait_compute(clients, what, call(what, fn))
-        return
-    _wait_earlier(pending)
-    pending.append(PendingOperation(clients, what, call(what, fn)))
+        wait_compute(clients, what, op)
+    else:
+        pending.append(PendingOperation(clients, what, op))
+
+
+def _touch(clients: Clients, op: compute_v1.Operation) -> None:
+    """The operation's resource is being written: its next read is a GET, not an older snapshot (``Inventory``)."""
+    if op.target_link and "/projects/" in op.target_link:
+        clients.inventory.touch("projects/" + op.target_link.split("/projects/", 1)[1])
 
 
 def wait_for_earlier_writes() -> None:

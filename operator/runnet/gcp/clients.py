@@ -23,6 +23,7 @@ from google.cloud import compute_v1, run_v2
 from google.oauth2 import credentials as oauth2
 
 from runnet.gcp.calls import metered
+from runnet.gcp.inventory import Inventory
 from runnet.gcp.limiter import LimitedAdapter, RateLimiter
 from runnet.metrics import Metrics
 
@@ -85,6 +86,8 @@ class Clients:
         """Shared by every Clients of the process (quotas are per project, whoever calls); None: no limit."""
         self.known_regions: set[tuple[str, str]] = set()
         """(project, region) pairs GCP confirmed exist: regions do not go away, so each is read once."""
+        self.inventory = Inventory()
+        """What this identity has seen of GCP, shared by every object it reconciles (observation by list)."""
 
     @cached_property
     def credentials(self) -> Credentials | None:

@@ -42,11 +42,19 @@ class RegionalAdapter(Adapter):
     def client(self) -> Any:
         return getattr(self.ctx.clients, self.client_attr)
 
+    @property
+    def collection(self) -> str:
+        """The REST collection (``backendServices``), as paths and operations' target links name it."""
+        head, *rest = self.client_attr.split("_")
+        return head + "".join(word.title() for word in rest)
+
     def read(self) -> Any:
         c = self.ctx
-        return find(
-            f"reading {self.label} {self.name}",
+        return c.read(
+            c.regional_path(self.collection, self.name),
+            f"{self.label} {self.name}",
             lambda: self.client().get(project=c.project, region=c.region, **{self.arg: self.name}),
+            lambda: self.client().list(project=c.project, region=c.region),
         )
 
     def seen(self, resource: Any) -> Observation:

@@ -21,9 +21,11 @@ def tail(link: str) -> str:
 
 def read_network(ctx: Context, name: str) -> compute_v1.Network | None:
     """The network, read once per pass (the network node and the NAT's coverage both need it)."""
-    return ctx.cache.get(
+    return ctx.read(
         ctx.network_path(name),
-        lambda: find(f"reading network {name}", lambda: ctx.clients.networks.get(project=ctx.project, network=name)),
+        f"network {name}",
+        lambda: ctx.clients.networks.get(project=ctx.project, network=name),
+        lambda: ctx.clients.networks.list(project=ctx.project),
     )
 
 
@@ -58,7 +60,7 @@ class NetworkAdapter(Adapter):
             description=c.owner.description(),
             routing_config=compute_v1.NetworkRoutingConfig(routing_mode="REGIONAL"),
         )
-        c.cache.invalidate(c.network_path(self.name))
+        c.touch(c.network_path(self.name))
         compute_write(
             c.clients,
             f"creating network {self.name}",
@@ -67,7 +69,7 @@ class NetworkAdapter(Adapter):
 
     def delete(self, observed: Observation) -> None:
         c = self.ctx
-        c.cache.invalidate(c.network_path(self.name))
+        c.touch(c.network_path(self.name))
         compute_write(
             c.clients,
             f"deleting network {self.name}",
@@ -138,9 +140,11 @@ class SubnetAdapter(Adapter):
 
     def _get(self) -> compute_v1.Subnetwork | None:
         c = self.ctx
-        return find(
-            f"reading subnetwork {self.name}",
+        return c.read(
+            self.path,
+            f"subnetwork {self.name}",
             lambda: c.clients.subnetworks.get(project=c.project, region=c.region, subnetwork=self.name),
+            lambda: c.clients.subnetworks.list(project=c.project, region=c.region),
         )
 
     def observe(self) -> Observation:

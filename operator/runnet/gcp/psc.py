@@ -234,9 +234,11 @@ class InternalAddressAdapter(Adapter):
 
     def observe(self) -> Observation:
         c = self.ctx
-        addr = find(
-            f"reading address {self.name}",
+        addr = c.read(
+            c.regional_path("addresses", self.name),
+            f"address {self.name}",
             lambda: c.clients.addresses.get(project=c.project, region=c.region, address=self.name),
+            lambda: c.clients.addresses.list(project=c.project, region=c.region),
         )
         if addr is None:
             return Observation(exists=False)

@@ -21,6 +21,11 @@ from runnet.gcp.network import COMPUTE, read_network, tail
 from runnet.gcp.ownership import Owner, owner_of
 
 PORTS_PER_IP = 64512
+NAT_STATUS_TTL = 3600.0
+"""Seconds a NAT's status (getRouterStatus, which has no list form) is kept while its configuration is unchanged:
+the IPs in use follow the configuration, so only GCP's count of IPs still needed can be this old."""
+NAT_STATUS_SETTLE = 60.0
+"""After a configuration change the status is read on every pass until one read this long after the change."""
 
 
 class RouterAdapter(Adapter):
@@ -54,7 +59,7 @@ class RouterAdapter(Adapter):
         body = compute_v1.Router(
             name=self.name, network=COMPUTE + c.network_path(self.network), description=c.owner.description()
         )
-        c.cache.invalidate(_key(c, self.name))
+        c.touch(_key(c, self.name))
         compute_write(
             c.clients,
             f"creating router {self.name}",
@@ -63,7 +68,7 @@ class RouterAdapter(Adapter):
 
     def delete(self, observed: Observation) -> None:
         c = self.ctx
-        c.cache.invalidate(_key(c, self.name))
+        c.touch(_key(c, self.name))
         compute_write(
             c.clients,
             f"deleting router {self.name}",
@@ -76,12 +81,11 @@ def _key(ctx: Context, router: str) -> str:
 
 
 def read_router(ctx: Context, name: str) -> compute_v1.Router | None:
-    return ctx.cache.get(
+    return ctx.read(
         _key(ctx, name),
-        lambda: find(
-            f"reading router {name}",
-            lambda: ctx.clients.routers.get(project=ctx.project, region=ctx.region, router=name),
-        ),
+        f"router {name}",
+        lambda: ctx.clients.routers.get(project=ctx.project, region=ctx.region, router=name),
+        lambda: ctx.clients.routers.list(project=ctx.project, region=ctx.region),
     )
 
 
@@ -269,14 +273,14 @@ class NatAdapter(Adapter):
 
     def _write(self, *, add: bool) -> None:
         c = self.ctx
-        c.cache.invalidate(_key(c, self.router))
+        c.touch(_key(c, self.router))  # a read-modify-write without a fingerprint: read GCP itself, never a snapshot
         router = self._router()
         others = [n for n in router.nats if n.name != self.name]
         nats = [*others, self.desired.to_proto()] if add else others
         description = router.description
         if not c.owner.owns(router.description):
             description = _with_marker(router.description, nat_marker(c.owner, self.name), keep=add)
-        c.cache.invalidate(_key(c, self.router))
+        c.touch(_key(c, self.router))
         if nats:
             patch = compute_v1.Router(nats=nats, description=description)
             compute_write(
@@ -321,9 +325,18 @@ class NatStatusAdapter(Adapter):
 
     def observe(self) -> Observation:
         c = self.ctx
-        status = find(
-            f"reading status of router {self.router}",
-            lambda: c.clients.routers.get_router_status(project=c.project, region=c.region, router=self.router),
+        router = read_router(c, self.router)
+        configured = next((n for n in router.nats if n.name == self.name), None) if router else None
+        version = (router.self_link if router else "", compute_v1.RouterNat.to_json(configured) if configured else "")
+        status = c.clients.inventory.derived(
+            _key(c, self.router) + "#status",
+            version,
+            lambda: find(
+                f"reading status of router {self.router}",
+                lambda: c.clients.routers.get_router_status(project=c.project, region=c.region, router=self.router),
+            ),
+            ttl=NAT_STATUS_TTL,
+            settle=NAT_STATUS_SETTLE,
         )
         entry = next((s for s in status.result.nat_status if s.name == self.name), None) if status else None
         if entry is None:

@@ -14,7 +14,7 @@ from google.cloud import run_v2
 from google.protobuf import json_format
 
 from runnet.engine import Adapter, Observation
-from runnet.gcp.calls import GCPCallError, call, find, wait_for_earlier_writes, wait_run
+from runnet.gcp.calls import GCPCallError, call, wait_for_earlier_writes, wait_run
 from runnet.gcp.context import Context
 
 ATTACHED_TO = "runnet.dev/egress-gateway"
@@ -30,9 +30,11 @@ def service_path(ctx: Context, name: str) -> str:
 
 def read_service(ctx: Context, name: str) -> run_v2.Service | None:
     path = service_path(ctx, name)
-    return ctx.cache.get(
+    return ctx.read(
         path,
-        lambda: find(f"reading Cloud Run service {name}", lambda: ctx.clients.run_services.get_service(name=path)),
+        f"Cloud Run service {name}",
+        lambda: ctx.clients.run_services.get_service(name=path),
+        lambda: ctx.clients.run_services.list_services(parent=path.rsplit("/services/", 1)[0]),
     )
 
 
@@ -50,7 +52,7 @@ def readiness(service: run_v2.Service) -> tuple[bool, str]:
 
 
 def update_service(ctx: Context, service: run_v2.Service, what: str) -> None:
-    ctx.cache.invalidate(service.name)
+    ctx.touch(service.name)
     wait_for_earlier_writes()
     operation = call(what, lambda: ctx.clients.run_services.update_service(service=service))
     wait_run(ctx.clients, what, operation)
@@ -77,10 +79,13 @@ def attached_services(ctx: Context, gateway: str) -> list[str]:
     gateway's status never recorded it.
     """
     parent = f"projects/{ctx.project}/locations/{ctx.region}"
-    pages = find(
-        f"listing Cloud Run services in {ctx.region}", lambda: ctx.clients.run_services.list_services(parent=parent)
+    listed = ctx.read_all(
+        f"{parent}/services",
+        f"Cloud Run services in {ctx.region}",
+        lambda: ctx.clients.run_services.list_services(parent=parent),
+        lambda name: ctx.clients.run_services.get_service(name=f"{parent}/services/{name}"),
     )
-    return sorted(_short(s.name) for s in pages or [] if s.annotations.get(ATTACHED_TO) == gateway)
+    return sorted(_short(s.name) for s in listed if s.annotations.get(ATTACHED_TO) == gateway)
 
 
 class RunEgressAdapter(Adapter):

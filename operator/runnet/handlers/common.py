@@ -13,6 +13,7 @@ from runnet.api.common import GROUP, VERSION
 from runnet.controllers.base import Object
 from runnet.engine import Engine
 from runnet.gcp.clients import Clients
+from runnet.gcp.inventory import ACCEPTED_AGE
 from runnet.runtime import Runtime
 from runnet.status import Outcome_, applying, invalid
 from runnet.tenancy import NOT_BOUND, Grant
@@ -87,8 +88,15 @@ def register_kind(
         if bind is not None:
             bind(kwargs)
 
-    async def converge(body: kopf.Body, patch: kopf.Patch) -> None:
+    async def converge(body: kopf.Body, patch: kopf.Patch, *, resync: bool = False) -> None:
         obj = as_object(body)
+        accepted = ACCEPTED_AGE.set(runtime.accepted_age(plural, obj.key, resync=resync))
+        try:
+            await pass_(obj, body, patch)
+        finally:
+            ACCEPTED_AGE.reset(accepted)
+
+    async def pass_(obj: Object, body: kopf.Body, patch: kopf.Patch) -> None:
         async with runtime.lock(obj.uid):
             if runtime.is_deleting(obj.uid):
                 return  # a resync that waited behind the teardown
@@ -126,7 +134,7 @@ def register_kind(
         obj = as_object(body)
         if not runtime.due(plural, obj.key):
             return
-        await converge(body, patch)
+        await converge(body, patch, resync=True)
 
     @kopf.on.delete(*resource, registry=registry)  # type: ignore[untyped-decorator]
     async def deleted(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
@@ -156,5 +164,6 @@ def register_kind(
         if not done:
             raise kopf.TemporaryError(_ready_message(outcome, "deleting"), delay=outcome.retry_after)
         runtime.forget(obj.uid)
+        runtime.forget_watcher(next(k for k, p in _KINDS.items() if p == plural), obj.namespace, obj.name)
         runtime.use_grant(plural, obj.key, None)
         runtime.metrics.forget(plural, obj.key)

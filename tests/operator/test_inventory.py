@@ -1,0 +1,162 @@
+"""Observation by list (issue 11): converged objects share one list per kind, what runnet writes is read again,
+a change a list shows wakes the objects that read it, and a NAT's status is not read on every pass."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from google.cloud import compute_v1
+
+from runnet.controllers import egress
+from runnet.emulator.gcp import GCPEmulator
+from runnet.emulator.gcp.clock import ManualClock
+from runnet.gcp.clients import Clients
+from runnet.gcp.inventory import ACCEPTED_AGE, Inventory
+from runnet.gcp.router import NAT_STATUS_SETTLE, NAT_STATUS_TTL
+from tests.operator.conftest import Driver, deploy_service, example
+
+PROJECT, REGION = "my-project", "asia-northeast1"
+RESYNC_AGE = 108.0
+"""What a converged object's resync accepts with the default interval of 120 s."""
+
+
+def gateway(i: int) -> dict[str, Any]:
+    body = copy.deepcopy(example("egress-fixed-ip.yaml"))
+    body["metadata"]["name"] = f"gw-{i}"
+    body["metadata"]["uid"] = f"0f6a3b9e-1111-4c2e-9d55-5d1b0c8a7e{i:02d}"
+    spec = body["spec"]
+    spec["network"]["name"] = f"vpc-{i}"
+    spec["subnet"] = {"name": f"subnet-{i}", "ipCidrRange": f"10.10.{i}.0/24"}
+    spec["router"]["name"] = f"router-{i}"
+    spec["nat"]["name"] = f"nat-{i}"
+    spec["nat"]["addresses"] = [f"ip-{i}"]
+    spec["services"] = [{"name": f"svc-{i}", "egress": "ALL_TRAFFIC"}]
+    return body
+
+
+async def ready(driver: Driver, passes: int = 5) -> None:
+    for _ in range(passes):
+        await driver.reconcile()
+        if driver.condition()["status"] == "True":
+            return
+    raise AssertionError(driver.condition())
+
+
+async def resync(driver: Driver, age: float = RESYNC_AGE) -> None:
+    token = ACCEPTED_AGE.set(age)
+    try:
+        await driver.reconcile()
+    finally:
+        ACCEPTED_AGE.reset(token)
+
+
+def calls(gcp: GCPEmulator, since: int) -> list[str]:
+    return [e.method_id for e in gcp.log.snapshot()[since:]]
+
+
+@pytest.fixture
+def gateways(driver_factory: Any, clients: Clients) -> list[Driver]:
+    drivers = []
+    for i in range(3):
+        deploy_service(clients, PROJECT, REGION, f"svc-{i}")
+        drivers.append(driver_factory(egress.reconcile, egress.finalize, gateway(i)))
+    return drivers
+
+
+async def test_converged_gateways_share_one_list_per_kind_and_get_nothing(
+    gateways: list[Driver], gcp: GCPEmulator
+) -> None:
+    for driver in gateways:
+        await ready(driver)
+    for driver in gateways:
+        await resync(driver, age=0)  # as a converged pass that lists every kind it reads, once
+    start = len(gcp.log.snapshot())
+    for driver in gateways:
+        await resync(driver)
+    seen = calls(gcp, start)
+    assert all(d.condition()["status"] == "True" for d in gateways)
+    # The three passes read from the snapshot their predecessors listed: no GET, no list, no write. Only
+    # the NAT's status, which has no list form, is read while its configuration is new (see below).
+    assert [m for m in seen if m != "compute.routers.getRouterStatus"] == []
+    for driver in gateways:
+        start = len(gcp.log.snapshot())
+        await resync(driver, age=0)
+        lists = [m for m in calls(gcp, start) if m != "compute.routers.getRouterStatus"]
+        # A pass that accepts nothing older lists each kind it reads once, and GETs nothing.
+        assert sorted(lists) == sorted(set(lists)), lists
+        assert {"compute.routers.list", "compute.addresses.list", "run.projects.locations.services.list"} <= set(lists)
+        assert not [m for m in lists if not m.endswith((".list", "services.list"))], lists
+
+
+async def test_a_change_a_list_shows_wakes_the_objects_that_read_it(gateways: list[Driver], clients: Clients) -> None:
+    for driver in gateways:
+        await ready(driver)
+    woken: list[Any] = []
+    clients.inventory.on_change = woken.extend
+    # By hand: the NAT of gw-0 goes away (a router write that runnet did not make).
+    router = clients.routers.get(project=PROJECT, region=REGION, router="router-0")
+    router.nats = []
+    clients.routers.update(project=PROJECT, region=REGION, router="router-0", router_resource=router).result()
+    await resync(gateways[1], age=0)  # another gateway's pass lists routers again...
+    assert ("EgressGateway", "default", "gw-0") in woken  # ...and gw-0, which read router-0, is told
+    assert ("EgressGateway", "default", "gw-1") not in woken
+    await resync(gateways[0], age=RESYNC_AGE)  # its pass repairs it from the fresh snapshot
+    router = clients.routers.get(project=PROJECT, region=REGION, router="router-0")
+    assert [n.name for n in router.nats] == ["nat-0"]
+
+
+async def test_a_pass_reads_again_what_runnet_wrote(driver_factory: Any, clients: Clients, gcp: GCPEmulator) -> None:
+    deploy_service(clients, PROJECT, REGION, "svc-0")
+    driver = driver_factory(egress.reconcile, egress.finalize, gateway(0))
+    await ready(driver)
+    start = len(gcp.log.snapshot())
+    driver.body["spec"]["nat"]["minPortsPerVm"] = 128
+    driver.body["metadata"]["generation"] += 1
+    await resync(driver, age=RESYNC_AGE)  # the snapshot is fresh: the router is read from it, then written
+    seen = calls(gcp, start)
+    assert seen.count("compute.routers.patch") == 1
+    # The write's resource is read again with a GET: the status comes from what GCP has after the write.
+    after = seen[seen.index("compute.routers.patch") :]
+    assert "compute.routers.get" in after
+    nat = next(n for n in clients.routers.get(project=PROJECT, region=REGION, router="router-0").nats)
+    assert nat.min_ports_per_vm == 128 and driver.condition()["status"] == "True"
+    start = len(gcp.log.snapshot())
+    await resync(driver)
+    assert not [m for m in calls(gcp, start) if m.endswith((".patch", ".insert", ".update"))]
+
+
+async def test_a_nats_status_is_read_while_new_then_kept_until_its_configuration_changes(
+    driver_factory: Any, clients: Clients, gcp: GCPEmulator
+) -> None:
+    clock = ManualClock()
+    clients.inventory = Inventory(clock=clock)
+    deploy_service(clients, PROJECT, REGION, "svc-0")
+    driver = driver_factory(egress.reconcile, egress.finalize, gateway(0))
+    await ready(driver)
+
+    def status_reads(passes: int, step: float) -> Any:
+        async def run() -> int:
+            start = len(gcp.log.snapshot())
+            for _ in range(passes):
+                clock.advance(step)
+                await resync(driver)
+            return calls(gcp, start).count("compute.routers.getRouterStatus")
+
+        return run()
+
+    assert await status_reads(2, 10.0) == 2  # the configuration is new: GCP's status may trail it
+    assert await status_reads(1, NAT_STATUS_SETTLE) == 1  # read once it had time to settle...
+    assert await status_reads(5, 100.0) == 0  # ...then kept
+    assert driver.status["natIPs"] and driver.condition()["status"] == "True"
+    # A NAT configuration that changes (here by hand, seen in the next list) is a new version: read again.
+    router = clients.routers.get(project=PROJECT, region=REGION, router="router-0")
+    router.nats[0].min_ports_per_vm = 256
+    patch = compute_v1.Router(nats=router.nats)
+    clients.routers.patch(project=PROJECT, region=REGION, router="router-0", router_resource=patch).result()
+    clock.advance(RESYNC_AGE + 1)
+    assert await status_reads(1, 0.0) >= 1  # (runnet repairs the drift: one more new version, read too)
+    assert await status_reads(1, NAT_STATUS_SETTLE) == 1
+    assert await status_reads(3, 100.0) == 0
+    assert await status_reads(1, NAT_STATUS_TTL) == 1  # and once per TTL in any case
