@@ -286,6 +286,7 @@ class Bench:
         per_hour = 3600 / self.args.window
         return {
             "reads_per_object_hour": len(reads) * per_hour / total,
+            "converged_reads_by_method": dict(collections.Counter(e["method"] for e in reads).most_common()),
             "writes_converged": len(writes),
             "window_s": self.args.window,
         }
@@ -323,6 +324,8 @@ def report(r: dict[str, Any]) -> None:
         f"converged: {r['reads_per_object_hour']:.1f} GCP reads per object per hour (target <= 3), "
         f"{r['writes_converged']} writes in {r['window_s']:.0f} s (target 0)"
     )
+    by_method = ", ".join(f"{m} {n}" for m, n in list(r.get("converged_reads_by_method", {}).items())[:8])
+    print(f"  converged reads in {r['window_s']:.0f} s by method: {by_method or 'none'}")
     if "drift_repair_s" in r:
         print(f"a NAT deleted by hand was back after {r['drift_repair_s']:.0f} s (target <= the 120 s resync interval)")
     print(f"operator RSS {r['rss_mb']:.0f} MB, peak {r['rss_peak_mb']:.0f} MB (target <= 250 MB at 1,000 objects)")

@@ -127,6 +127,7 @@ class Runtime:
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._due: dict[tuple[str, str], float] = {}
         self._settled: set[tuple[str, str]] = set()
+        self._poked: set[tuple[str, str]] = set()
         self._deleting: dict[str, None] = {}
 
     @property
@@ -169,7 +170,10 @@ class Runtime:
     def accepted_age(self, plural: str, key: str, *, resync: bool) -> float:
         """How old a snapshot of GCP the object's pass may read from: a converged object's resync, almost an interval
         (its resources were listed for some object within it, and a change a list shows wakes the object at once);
-        anything else (a new object, an edit, a retry, a poke) a few seconds."""
+        anything else (a new object, an edit, a retry) a few seconds; a poke, none."""
+        if (plural, key) in self._poked:
+            self._poked.discard((plural, key))
+            return 0.0
         if resync and (plural, key) in self._settled:
             return self.settings.resync_interval * RESYNC_SNAPSHOT
         return FRESH
@@ -182,7 +186,7 @@ class Runtime:
     def _drifted(self, watchers: set[Any]) -> None:
         for kind, namespace, name in watchers:
             if kind in PLURALS:
-                log.info("%s %s/%s: GCP changed a resource it reads; reconciling it now", kind, namespace, name)
+                log.debug("%s %s/%s: GCP changed a resource it reads; reconciling it now", kind, namespace, name)
                 self.poke(PLURALS[kind], f"{namespace}/{name}")
 
     def forget_watcher(self, kind: str, namespace: str, name: str) -> None:
@@ -190,8 +194,10 @@ class Runtime:
             clients.inventory.forget((kind, namespace, name))
 
     def poke(self, plural: str, key: str) -> None:
-        """Reconcile ``namespace/name`` of that kind at the next tick (a related object changed)."""
+        """Reconcile ``namespace/name`` of that kind at the next tick (a related object changed), from a fresh view
+        of GCP (what changed is often a side effect in GCP of another object's write)."""
         self._due[(plural, key)] = 0.0
+        self._poked.add((plural, key))
 
     def use_grant(self, plural: str, key: str, binding: str | None) -> None:
         """Remember which binding an object's last pass went through (None: the object is gone); a change wakes

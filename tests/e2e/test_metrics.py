@@ -113,9 +113,10 @@ async def test_metrics_follow_the_objects_through_their_lifecycle(stack: Stack) 
         shown = sorted((lab["ip"], lab["state"]) for lab in labelsets(moved, "runnet_nat_ip_info", **gw))
         assert shown == sorted([(ip2, "Active"), (ip, "Retained")])
 
-        # A GCP 4xx: a gateway naming a Cloud Run service that does not exist reads it and gets a 404.
+        # A GCP 4xx: a gateway naming a region that does not exist reads it and gets a 404. (A missing Cloud Run
+        # service is not a 404: services are read by list.)
         def missing(s: list[Sample]) -> float:
-            return sum(values(s, "runnet_gcp_requests_total", service="run", method="services.getService", code="404"))
+            return sum(values(s, "runnet_gcp_requests_total", service="compute", method="regions.get", code="404"))
 
         before = missing(moved)
         broken = load("egress-fixed-ip.yaml")
@@ -124,6 +125,7 @@ async def test_metrics_follow_the_objects_through_their_lifecycle(stack: Stack) 
         for part in ("network", "subnet", "router", "nat"):
             broken["spec"][part]["name"] += "-2"
         broken["spec"]["nat"]["addresses"] = ["static-ip-3"]
+        broken["spec"]["region"] = "asia-northeast9"
         await asyncio.to_thread(stack.apply, broken)
         await until(port, lambda s: missing(s) > before)
 

@@ -50,7 +50,6 @@ class _Collection:
 @dataclass
 class _Derived:
     version: Hashable
-    first_seen: float
     read_at: float
     value: Any
 
@@ -138,23 +137,24 @@ class Inventory:
             self._get(path, name, prefix + name, lambda n=name: get_one(n))  # type: ignore[misc]
         return [e.value for _, e in sorted(coll.entries.items()) if e.value is not None]
 
-    def derived(self, key: str, version: Hashable, fetch: Callable[[], Any], *, ttl: float, settle: float) -> Any:
-        """A read that has no list form (a router's NAT status), kept while ``version`` (what it is derived from, as
-        the pass observed it) is unchanged: read again once older than ``ttl``, and on every pass until it was
-        read ``settle`` seconds after that version was first seen (GCP's status may trail its configuration)."""
+    def derived(
+        self, key: str, version: Hashable, fetch: Callable[[], Any], *, ttl: float, settled: Callable[[Any], bool]
+    ) -> Any:
+        """A read that has no list form (a router's NAT status), kept while ``version`` (what it follows from, as the
+        pass observed it) is unchanged and for at most ``ttl`` seconds; a value that does not agree with that
+        version yet (``settled`` is False: GCP's status may trail its configuration) is read again on every pass."""
         now = self._clock()
         with self._guard:
             kept = self._derived.get(key)
-        if kept is not None and kept.version == version:
-            settled = kept.read_at - kept.first_seen >= settle
-            if settled and now - kept.read_at < ttl:
-                return kept.value
-            first_seen = kept.first_seen
-        else:
-            first_seen = now
+        if kept is not None and kept.version == version and now - kept.read_at < ttl:
+            return kept.value
         value = fetch()
+        keep = settled(value)  # it may read through this inventory: never under the guard
         with self._guard:
-            self._derived[key] = _Derived(version, first_seen, now, value)
+            if keep:
+                self._derived[key] = _Derived(version, now, value)
+            else:
+                self._derived.pop(key, None)
         return value
 
     def _get(self, path: str, name: str, key: str, get_one: Callable[[], Any]) -> Any:

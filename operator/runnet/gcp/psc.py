@@ -17,7 +17,7 @@ from google.cloud import compute_v1
 from google.protobuf import json_format
 
 from runnet.engine import Adapter, Observation
-from runnet.gcp.calls import GCPCallError, call, compute_write, find, wait_compute
+from runnet.gcp.calls import GCPCallError, compute_write, find
 from runnet.gcp.context import Context
 from runnet.gcp.lb import RegionalAdapter
 from runnet.gcp.network import COMPUTE, tail
@@ -214,7 +214,7 @@ class ServiceAttachmentAdapter(RegionalAdapter):
             op: compute_v1.Operation = compute_v1.Operation.from_json(response.text, ignore_unknown_fields=True)
             return op
 
-        wait_compute(c.clients, what, call(what, send))
+        compute_write(c.clients, what, send)
 
 
 class InternalAddressAdapter(Adapter):

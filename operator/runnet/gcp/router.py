@@ -24,8 +24,6 @@ PORTS_PER_IP = 64512
 NAT_STATUS_TTL = 3600.0
 """Seconds a NAT's status (getRouterStatus, which has no list form) is kept while its configuration is unchanged:
 the IPs in use follow the configuration, so only GCP's count of IPs still needed can be this old."""
-NAT_STATUS_SETTLE = 60.0
-"""After a configuration change the status is read on every pass until one read this long after the change."""
 
 
 class RouterAdapter(Adapter):
@@ -336,7 +334,7 @@ class NatStatusAdapter(Adapter):
                 lambda: c.clients.routers.get_router_status(project=c.project, region=c.region, router=self.router),
             ),
             ttl=NAT_STATUS_TTL,
-            settle=NAT_STATUS_SETTLE,
+            settled=lambda found: self._agrees(found, configured),
         )
         entry = next((s for s in status.result.nat_status if s.name == self.name), None) if status else None
         if entry is None:
@@ -348,6 +346,39 @@ class NatStatusAdapter(Adapter):
             minExtraNatIpsNeeded=int(entry.min_extra_nat_ips_needed),
         )
         return obs
+
+    def _agrees(self, status: compute_v1.RouterStatusResponse | None, configured: compute_v1.RouterNat | None) -> bool:
+        """Whether the status shows exactly the IPs the configuration lists (GCP's status may trail a change): only
+        then is it kept. The addresses' IPs come from the pass's reads (the shared snapshot)."""
+        entry = next((s for s in status.result.nat_status if s.name == self.name), None) if status else None
+        if entry is None or configured is None or entry.auto_allocated_nat_ips or entry.drain_auto_allocated_nat_ips:
+            return False
+
+        def ips(links: list[str]) -> list[str] | None:
+            found = [self._address_ip(tail(link)) for link in links]
+            return None if None in found else sorted(str(ip) for ip in found)
+
+        active, draining = ips(list(configured.nat_ips)), ips(list(configured.drain_nat_ips))
+        return (
+            active is not None
+            and draining is not None
+            and active == sorted(entry.user_allocated_nat_ips)
+            and draining == sorted(entry.drain_user_allocated_nat_ips)
+        )
+
+    def _address_ip(self, path: str) -> str | None:
+        c = self.ctx
+        parts = path.split("/")
+        if len(parts) != 6 or parts[2] != "regions":
+            return None
+        project, region, name = parts[1], parts[3], parts[5]
+        addr = c.read(
+            path,
+            f"address {name}",
+            lambda: c.clients.addresses.get(project=project, region=region, address=name),
+            lambda: c.clients.addresses.list(project=project, region=region),
+        )
+        return str(addr.address) if addr is not None else None
 
     def create(self) -> None:
         raise GCPCallError(f"router {self.router} reports no NAT {self.name}", retryable=True)

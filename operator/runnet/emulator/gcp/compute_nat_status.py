@@ -14,6 +14,8 @@ The emulator runs no VM, so two test knobs stand in for the traffic:
 
 Draining IPs (``drainNatIps``) appear in ``drainUserAllocatedNatIps`` and in getNatIpInfo with
 mode MANUAL: that enum is AUTO | MANUAL in compute v1, so draining shows only in getRouterStatus.
+``emu.extra["router_status_lag"] = {router_path}`` makes getRouterStatus trail the configuration: the
+answer of the first read after the path is put there is repeated until it is taken out.
 getNatMappingInfo lists no endpoint even with the knobs: there are no VM instances to name.
 """
 

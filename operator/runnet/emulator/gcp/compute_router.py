@@ -104,7 +104,14 @@ async def get_router_status(call: Call) -> Any:
     statuses = [nat_status(call.emu, path, nat) for nat in router.get("nats", [])]
     if statuses:
         result["natStatus"] = statuses
-    return {"kind": "compute#routerStatusResponse", "result": result}
+    answer = {"kind": "compute#routerStatusResponse", "result": result}
+    if path in call.emu.extra.get("router_status_lag", ()):
+        # Test knob: GCP's status trails the configuration; while the router's path is in this set, every
+        # answer is the one given when it was put there (the first read after).
+        frozen: dict[str, Any] = call.emu.extra.setdefault("router_status_frozen", {})
+        return frozen.setdefault(path, answer)
+    call.emu.extra.get("router_status_frozen", {}).pop(path, None)
+    return answer
 
 
 def _nats(call: Call, router: Resource) -> list[dict[str, Any]]:
