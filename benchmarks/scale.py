@@ -159,7 +159,7 @@ class Bench:
 
     def start_operator(self) -> None:
         cmd = [RUNNET, "run", "--kubeconfig", str(self.kubeconfig), "--gcp-endpoint", self.gcp_url]
-        cmd += ["--gcp-rate-share", str(self.args.rate_share)]
+        cmd += ["--gcp-rate-share", str(self.args.rate_share), "--metrics-port", "0"]
         self.operator = subprocess.Popen(cmd, stdout=self.logs[1], stderr=self.logs[1])
         self.procs.append(self.operator)
 
@@ -239,6 +239,8 @@ class Bench:
                 ready = f"{count}/{total} Ready; not yet: {dict(reasons.most_common(4))}"
                 print(f"  {time.time() - t0:6.0f} s: {ready}", flush=True)
                 last_print = time.time()
+            if self.operator.poll() is not None:
+                raise SystemExit(f"the operator exited ({self.operator.returncode}): see {self.work / 'operator.log'}")
             if time.time() - t0 > self.args.timeout:
                 raise SystemExit(f"not all Ready after {self.args.timeout} s: {count}/{total}, {dict(reasons)}")
             time.sleep(1)
