@@ -69,6 +69,9 @@ class Adapter(ABC):
     """One object's only: an existing one that another runnet object owns is a conflict (never shared)."""
     field: str = ""
     """The spec field that names this resource, for messages."""
+    api: str = "compute"
+    """Whose slots its calls take (``run``: Cloud Run Admin): each API has its own, so that calls waiting for one
+    API's rate quota (Cloud Run's 60 writes a minute) never hold back another's."""
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -150,34 +153,37 @@ class RunResult:
         self.timeline.extend(other.timeline)
 
 
+APIS = ("compute", "run")
+
+
 class Engine:
-    """Runs plans. One per process; ``concurrency`` bounds GCP calls in flight across all objects."""
+    """Runs plans. One per process; ``concurrency`` bounds GCP calls in flight across all objects, per API."""
 
     def __init__(self, concurrency: int = 64) -> None:
-        self._slots = asyncio.Semaphore(concurrency)
-        # Its own pool: the loop's default executor has only min(32, cpus + 4) threads, and every
-        # GCP call blocks a thread for as long as its operation runs.
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="gcp")
+        self._slots = {api: asyncio.Semaphore(concurrency) for api in APIS}
+        # Its own pool (threads start as needed): the loop's default executor has only min(32, cpus + 4) threads,
+        # and a call waiting for its turn under a rate quota holds its thread.
+        self._pool = ThreadPoolExecutor(max_workers=concurrency * len(APIS), thread_name_prefix="gcp")
 
-    async def _run(self, fn: Callable[[], Any]) -> Any:
-        async with self._slots:
+    async def _run(self, fn: Callable[[], Any], api: str = "compute") -> Any:
+        async with self._slots[api]:
             return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
-    async def write(self, fn: Callable[[], None]) -> None:
+    async def write(self, fn: Callable[[], None], api: str = "compute") -> None:
         """Run one write in a thread; the operation it started is waited on here, on the event loop, so that no
         thread is held while GCP works (a thread is borrowed for each operation read only)."""
-        pending = await self._run(lambda: deferring_waits(fn))
+        pending = await self._run(lambda: deferring_waits(fn), api)
         for operation in pending:
-            await operation.settle(self._run)
+            await operation.settle(lambda read: self._run(read, api))
 
-    async def call(self, fn: Callable[[], T]) -> T:
+    async def call(self, fn: Callable[[], T], api: str = "compute") -> T:
         """Run one blocking GCP read (discovery before planning) within the engine's bound."""
-        return await self._run(fn)  # type: ignore[no-any-return]
+        return await self._run(fn, api)  # type: ignore[no-any-return]
 
     async def observe_all(self, nodes: list[Node]) -> dict[str, Observation | GCPCallError]:
         async def one(node: Node) -> Observation | GCPCallError:
             try:
-                return await self._run(node.adapter.observe)  # type: ignore[no-any-return]
+                return await self._run(node.adapter.observe, node.adapter.api)  # type: ignore[no-any-return]
             except GCPCallError as exc:
                 return exc
 
@@ -234,7 +240,7 @@ class Engine:
         try:
             obs: Observation
             if isinstance(first, GCPCallError):
-                obs = await self._run(adapter.observe)
+                obs = await self._run(adapter.observe, adapter.api)
             else:
                 obs = first
             action = _verdict(node, obs)
@@ -245,11 +251,11 @@ class Engine:
                 return
             if action is not None:
                 chosen = action
-                await self.write(lambda: chosen(adapter, obs))
+                await self.write(lambda: chosen(adapter, obs), adapter.api)
                 done = f"{_VERB[chosen]} {adapter.kind} {adapter.name}"
                 result.actions.append(done)
                 timeline.append(done)
-                obs = await self._run(adapter.observe)
+                obs = await self._run(adapter.observe, adapter.api)
             result.observation = obs
             if obs.ready:
                 result.outcome = Outcome.READY
@@ -287,7 +293,7 @@ class Engine:
     async def _remove(self, node: Node, result: NodeResult, timeline: list[str]) -> None:
         adapter = node.adapter
         try:
-            obs: Observation = await self._run(adapter.observe)
+            obs: Observation = await self._run(adapter.observe, adapter.api)
             result.observation = obs
             attached = node.policy in (Policy.ATTACH, Policy.DETACH)
             deletable = obs.exists and (obs.owned or attached) and not node.retain
@@ -295,7 +301,7 @@ class Engine:
             if deletable and obs.held_by:
                 done = f"kept {adapter.kind} {adapter.name}, which {obs.held_by} uses"
             elif deletable and node.policy is not Policy.OBSERVE:
-                await self.write(lambda: adapter.delete(obs))
+                await self.write(lambda: adapter.delete(obs), adapter.api)
                 verb = "detached" if attached else "deleted"
                 done = f"{verb} {adapter.kind} {adapter.name}"
             elif obs.exists and node.retain and obs.owned:

@@ -3,7 +3,9 @@ a change a list shows wakes the objects that read it, and a NAT's status is not 
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import threading
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from google.cloud import compute_v1
 from runnet.controllers import egress
 from runnet.emulator.gcp import GCPEmulator
 from runnet.emulator.gcp.clock import ManualClock
+from runnet.engine import Adapter, Engine, Node, Observation
 from runnet.gcp.clients import Clients
 from runnet.gcp.inventory import ACCEPTED_AGE, Inventory
 from runnet.gcp.router import NAT_STATUS_TTL
@@ -185,3 +188,40 @@ async def test_a_nat_status_that_trails_its_configuration_is_read_until_it_agree
     for _ in range(3):
         await resync(driver)
     assert calls(gcp, start).count("compute.routers.getRouterStatus") == 0
+
+
+class _Blocking(Adapter):
+    """A node whose observe blocks until released: a call waiting for its API's rate quota."""
+
+    api = "run"
+
+    def __init__(self, name: str, release: threading.Event) -> None:
+        super().__init__(name)
+        self.release = release
+
+    def observe(self) -> Observation:
+        assert self.release.wait(10)
+        return Observation(exists=True, owned=True)
+
+    def create(self) -> None: ...
+
+    def delete(self, observed: Observation) -> None: ...
+
+
+class _Quick(_Blocking):
+    api = "compute"
+
+    def observe(self) -> Observation:
+        return Observation(exists=True, owned=True)
+
+
+async def test_calls_waiting_on_one_apis_quota_never_hold_back_another_apis() -> None:
+    release = threading.Event()
+    engine = Engine(concurrency=2)
+    waiting = [Node(f"run-{i}", _Blocking(f"run-{i}", release)) for i in range(4)]
+    slow = asyncio.create_task(engine.reconcile(waiting))
+    await asyncio.sleep(0.2)  # Cloud Run's slots are all taken by calls waiting for their turn
+    quick = await asyncio.wait_for(engine.reconcile([Node("net", _Quick("net", release))]), 5)
+    assert quick.ready and not slow.done()
+    release.set()
+    assert (await slow).ready

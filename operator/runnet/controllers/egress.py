@@ -45,7 +45,7 @@ async def discover(engine: Engine, ctx: Context, spec: EgressGatewaySpec, gatewa
     never from the status. The router read is the pass's (cached); IP usage is read only while an IP drains."""
     now = time.time()
     addresses = await engine.call(lambda: owned_addresses(ctx))
-    services = await engine.call(lambda: attached_services(ctx, gateway))
+    services = await engine.call(lambda: attached_services(ctx, gateway), api="run")
     active, draining = await engine.call(lambda: nat_addresses(ctx, spec.router.name, spec.nat.name))
     unused: list[str] = []
     if draining:

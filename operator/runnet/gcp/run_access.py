@@ -59,6 +59,7 @@ class RunIngressAdapter(Adapter):
     """The service's ingress, set to the spec's (INTERNAL_ONLY or INTERNAL_LOAD_BALANCER)."""
 
     kind = "CloudRunService"
+    api = "run"
 
     def __init__(self, ctx: Context, name: str, *, ingress: str) -> None:
         super().__init__(name)
@@ -99,6 +100,7 @@ class RunInvokersAdapter(Adapter):
     """``roles/run.invoker`` for the spec's members; only bindings runnet added are ever removed."""
 
     kind = "IAMPolicy"
+    api = "run"
 
     def __init__(self, ctx: Context, name: str, *, invokers: list[str], export: str) -> None:
         super().__init__(name)

@@ -96,6 +96,7 @@ class RunEgressAdapter(Adapter):
     """
 
     kind = "CloudRunService"
+    api = "run"
 
     def __init__(self, ctx: Context, name: str, *, network: str, subnet: str, egress: str, gateway: str) -> None:
         super().__init__(name)
