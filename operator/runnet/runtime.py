@@ -23,6 +23,8 @@ from runnet.tenancy import Grant, Tenancy
 
 log = logging.getLogger(__name__)
 FINALIZER = "runnet.dev/finalizer"
+SETTLE = 0.5
+"""Seconds at least between an object's passes: its last status write comes back through the watch meanwhile."""
 DELETED_REMEMBERED = 10_000
 """UIDs of deleted objects kept, so that a resync queued behind a teardown never re-creates anything."""
 
@@ -119,7 +121,11 @@ class Runtime:
         self._engine: Engine | None = None
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._due: dict[tuple[str, str], float] = {}
+        self._wake: dict[tuple[str, str], asyncio.Event] = {}
+        """Set when an object's due time moved earlier (a poke, a shorter retry): its waiting resync looks again."""
         self._deleting: dict[str, None] = {}
+        self._reported: dict[str, int | None] = {}
+        """uid -> the generation this process last wrote a status for (the body a pass gets may not show it yet)."""
 
     @property
     def engine(self) -> Engine:
@@ -134,6 +140,14 @@ class Runtime:
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+        self._reported.pop(uid, None)
+
+    def reported(self, uid: str, generation: int | None) -> None:
+        """A pass wrote the status of this generation (kopf writes it when the handler returns)."""
+        self._reported[uid] = generation
+
+    def has_reported(self, uid: str, generation: int | None) -> bool:
+        return uid in self._reported and self._reported[uid] == generation
 
     def deleting(self, uid: str) -> None:
         """From now on no reconcile of this object may start: its teardown has begun (or is done)."""
@@ -152,11 +166,46 @@ class Runtime:
         delay = (
             self.settings.resync_interval if retry_after is None else min(retry_after, self.settings.resync_interval)
         )
-        self._due[(plural, key)] = time.monotonic() + delay
+        # "Again at once" still waits until the status this pass wrote is back from the API server, so
+        # that the next pass compares with it (and does not show Applying for a generation already done).
+        self._set_due((plural, key), time.monotonic() + max(delay, SETTLE))
 
     def poke(self, plural: str, key: str) -> None:
-        """Reconcile ``namespace/name`` of that kind at the next tick (a related object changed)."""
-        self._due[(plural, key)] = 0.0
+        """Reconcile ``namespace/name`` of that kind now (a related object changed): its resync wakes up."""
+        self._set_due((plural, key), 0.0)
+
+    def _set_due(self, what: tuple[str, str], when: float) -> None:
+        before = self._due.get(what, 0.0)
+        self._due[what] = when
+        wake = self._wake.get(what)
+        if wake is not None and when < before:
+            wake.set()
+
+    async def until_due(self, plural: str, key: str, stopped: Any) -> bool:
+        """Wait until the object is due (its interval, a retry delay, a poke); False when ``stopped`` (kopf's flag
+        for a timer: the object is being deleted or the operator stops) is set first. Waiting costs no call and no
+        polling: one resync per object waits here between passes."""
+        what = (plural, key)
+        wake = self._wake.setdefault(what, asyncio.Event())
+
+        async def stop() -> None:
+            await stopped.wait()
+
+        stopping = asyncio.ensure_future(stop())
+        try:
+            while not stopping.done():
+                wake.clear()
+                left = self._due.get(what, 0.0) - time.monotonic()
+                if left <= 0:
+                    return True
+                woken = asyncio.ensure_future(wake.wait())
+                await asyncio.wait([woken, stopping], timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+            return False
+        finally:
+            stopping.cancel()
+            if self._wake.get(what) is wake and stopped:
+                del self._wake[what]
 
     def use_grant(self, plural: str, key: str, binding: str | None) -> None:
         """Remember which binding an object's last pass went through (None: the object is gone); a change wakes
@@ -170,10 +219,10 @@ class Runtime:
             self.bindings_changed.set()
 
     def poke_namespaces(self, namespaces: set[str]) -> None:
-        """Reconcile every known object of these namespaces at the next tick (a ProjectBinding changed)."""
+        """Reconcile every known object of these namespaces now (a ProjectBinding changed)."""
         for plural, key in list(self._due):
             if key.split("/", 1)[0] in namespaces:
-                self._due[(plural, key)] = 0.0
+                self._set_due((plural, key), 0.0)
 
     def clients_for(self, grant: Grant) -> Clients:
         """The clients acting as the grant's identity: the operator's own, or a service account's (one set each,
