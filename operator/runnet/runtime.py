@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 FINALIZER = "runnet.dev/finalizer"
 SETTLE = 0.5
 """Seconds at least between an object's passes: its last status write comes back through the watch meanwhile."""
+STATUS_THREADS = 8
+"""Status writes in flight at once (the kubernetes client pools cpus x 5 connections: 10 on 2 cores)."""
 DELETED_REMEMBERED = 10_000
 """UIDs of deleted objects kept, so that a resync queued behind a teardown never re-creates anything."""
 
@@ -76,6 +79,9 @@ class StatusWriter:
     def __init__(self, kubeconfig: str | None) -> None:
         self.kubeconfig = kubeconfig
         self._api: Any = None
+        # Its own threads: the loop's default executor (min(32, cpus + 4) threads) also runs kopf's sync
+        # handlers and the leader's Lease renewals, which a burst of status writes must not hold up.
+        self._pool = ThreadPoolExecutor(max_workers=STATUS_THREADS, thread_name_prefix="status")
 
     def _objects(self) -> Any:
         if self._api is None:
@@ -97,7 +103,7 @@ class StatusWriter:
                 self._objects().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
 
         try:
-            await asyncio.to_thread(send)
+            await asyncio.get_running_loop().run_in_executor(self._pool, send)
         except Exception as exc:  # progress is advice: the pass goes on
             log.warning("could not write the status of %s %s/%s: %s", plural, namespace, name, exc)
 

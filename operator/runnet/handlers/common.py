@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -102,14 +103,20 @@ def register_kind(
                 outcome = invalid(obj.status, obj.generation, grant, reason=NOT_BOUND)  # and no GCP call at all
             else:
                 progress = applying(obj.status, obj.generation)
+                shown: asyncio.Task[None] | None = None
                 if progress is not None and not runtime.has_reported(uid, obj.generation):
-                    # Shown only: the pass compares with what was there before (Events, transition times).
-                    await runtime.status.patch(plural, obj.namespace, obj.name, progress)
+                    # Shown only: the pass compares with what was there before (Events, transition times). Written
+                    # while GCP works (not before: 100 objects at once would queue for the API server first),
+                    # and done before the handler returns, so that the pass's own status lands after it.
+                    shown = asyncio.create_task(runtime.status.patch(plural, obj.namespace, obj.name, progress))
                 try:
                     outcome = await reconcile(obj, runtime.engine, runtime.clients_for(grant))
                 except Exception:
                     runtime.metrics.failed(plural, time.perf_counter() - start)
                     raise
+                finally:
+                    if shown is not None:
+                        await shown
             # Still under the lock: a resync waiting behind this pass sees when the object is due next.
             runtime.schedule(plural, obj.key, outcome.retry_after)
             runtime.reported(uid, obj.generation)

@@ -108,7 +108,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     endpoints = psc.EndpointController(links)
 
     @kopf.index(GROUP, VERSION, EXPORTS, id=EXPORTS, registry=registry)  # type: ignore[untyped-decorator]
-    def pscexports(**kwargs: Any) -> dict[Any, Any]:
+    async def pscexports(**kwargs: Any) -> dict[Any, Any]:  # async: kopf would hand a sync one to a thread
         body = kwargs["body"]
         namespace, name = kwargs["namespace"], kwargs["name"]
         snapshot = {k: copy.deepcopy(dict(body.get(k) or {})) for k in ("metadata", "spec", "status")}
@@ -129,7 +129,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             links.poke(ENDPOINTS, links.endpoints_of(f"{namespace or ''}/{name}", attachment))
 
     @kopf.index(GROUP, VERSION, ENDPOINTS, id=ENDPOINTS, registry=registry)  # type: ignore[untyped-decorator]
-    def pscendpoints(**kwargs: Any) -> dict[Any, Any]:
+    async def pscendpoints(**kwargs: Any) -> dict[Any, Any]:
         namespace = kwargs["namespace"]
         keys = endpoint_targets(namespace, kwargs["spec"], kwargs["status"])
         return {key: f"{namespace}/{kwargs['name']}" for key in keys}
