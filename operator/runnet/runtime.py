@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,10 @@ from runnet.tenancy import Grant, Tenancy
 
 log = logging.getLogger(__name__)
 FINALIZER = "runnet.dev/finalizer"
+SETTLE = 0.5
+"""Seconds at least between an object's passes: its last status write comes back through the watch meanwhile."""
+STATUS_THREADS = 8
+"""Status writes in flight at once (the kubernetes client pools cpus x 5 connections: 10 on 2 cores)."""
 DELETED_REMEMBERED = 10_000
 FRESH = 5.0
 """Seconds old a snapshot of GCP a pass accepts unless it is a converged object's resync (see ``accepted_age``)."""
@@ -79,6 +84,9 @@ class StatusWriter:
     def __init__(self, kubeconfig: str | None) -> None:
         self.kubeconfig = kubeconfig
         self._api: Any = None
+        # Its own threads: the loop's default executor (min(32, cpus + 4) threads) also runs kopf's sync
+        # handlers and the leader's Lease renewals, which a burst of status writes must not hold up.
+        self._pool = ThreadPoolExecutor(max_workers=STATUS_THREADS, thread_name_prefix="status")
 
     def _objects(self) -> Any:
         if self._api is None:
@@ -100,7 +108,7 @@ class StatusWriter:
                 self._objects().patch_namespaced_custom_object_status(GROUP, VERSION, namespace, plural, name, body)
 
         try:
-            await asyncio.to_thread(send)
+            await asyncio.get_running_loop().run_in_executor(self._pool, send)
         except Exception as exc:  # progress is advice: the pass goes on
             log.warning("could not write the status of %s %s/%s: %s", plural, namespace, name, exc)
 
@@ -128,13 +136,19 @@ class Runtime:
         self._due: dict[tuple[str, str], float] = {}
         self._settled: set[tuple[str, str]] = set()
         self._poked: set[tuple[str, str]] = set()
+        self._wake: dict[tuple[str, str], asyncio.Event] = {}
+        """Set when an object's due time moved earlier (a poke, a shorter retry): its waiting resync looks again."""
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._deleting: dict[str, None] = {}
+        self._reported: dict[str, int | None] = {}
+        """uid -> the generation this process last wrote a status for (the body a pass gets may not show it yet)."""
 
     @property
     def engine(self) -> Engine:
         # Built lazily so that its semaphore belongs to the operator's event loop.
         if self._engine is None:
             self._engine = Engine(self.settings.concurrency)
+            self._loop = asyncio.get_running_loop()
         return self._engine
 
     def lock(self, uid: str) -> asyncio.Lock:
@@ -143,6 +157,14 @@ class Runtime:
 
     def forget(self, uid: str) -> None:
         self._locks.pop(uid, None)
+        self._reported.pop(uid, None)
+
+    def reported(self, uid: str, generation: int | None) -> None:
+        """A pass wrote the status of this generation (kopf writes it when the handler returns)."""
+        self._reported[uid] = generation
+
+    def has_reported(self, uid: str, generation: int | None) -> bool:
+        return uid in self._reported and self._reported[uid] == generation
 
     def deleting(self, uid: str) -> None:
         """From now on no reconcile of this object may start: its teardown has begun (or is done)."""
@@ -161,7 +183,9 @@ class Runtime:
         delay = (
             self.settings.resync_interval if retry_after is None else min(retry_after, self.settings.resync_interval)
         )
-        self._due[(plural, key)] = time.monotonic() + delay
+        # "Again at once" still waits until the status this pass wrote is back from the API server, so
+        # that the next pass compares with it (and does not show Applying for a generation already done).
+        self._set_due((plural, key), time.monotonic() + max(delay, SETTLE))
         if retry_after is None:
             self._settled.add((plural, key))
         else:
@@ -184,20 +208,55 @@ class Runtime:
         return clients
 
     def _drifted(self, watchers: set[Any]) -> None:
+        """Called in an engine thread: the pokes are made on the event loop."""
+        loop = self._loop
         for kind, namespace, name in watchers:
-            if kind in PLURALS:
+            if kind in PLURALS and loop is not None:
                 log.debug("%s %s/%s: GCP changed a resource it reads; reconciling it now", kind, namespace, name)
-                self.poke(PLURALS[kind], f"{namespace}/{name}")
+                loop.call_soon_threadsafe(self.poke, PLURALS[kind], f"{namespace}/{name}")
 
     def forget_watcher(self, kind: str, namespace: str, name: str) -> None:
         for clients in (self.clients, *self._impersonating.values()):
             clients.inventory.forget((kind, namespace, name))
 
     def poke(self, plural: str, key: str) -> None:
-        """Reconcile ``namespace/name`` of that kind at the next tick (a related object changed), from a fresh view
-        of GCP (what changed is often a side effect in GCP of another object's write)."""
-        self._due[(plural, key)] = 0.0
+        """Reconcile ``namespace/name`` of that kind now (a related object changed), from a fresh view of GCP (what
+        changed is often a side effect in GCP of another object's write): its resync wakes up."""
         self._poked.add((plural, key))
+        self._set_due((plural, key), 0.0)
+
+    def _set_due(self, what: tuple[str, str], when: float) -> None:
+        before = self._due.get(what, 0.0)
+        self._due[what] = when
+        wake = self._wake.get(what)
+        if wake is not None and when < before:
+            wake.set()
+
+    async def until_due(self, plural: str, key: str, stopped: Any) -> bool:
+        """Wait until the object is due (its interval, a retry delay, a poke); False when ``stopped`` (kopf's flag
+        for a timer: the object is being deleted or the operator stops) is set first. Waiting costs no call and no
+        polling: one resync per object waits here between passes."""
+        what = (plural, key)
+        wake = self._wake.setdefault(what, asyncio.Event())
+
+        async def stop() -> None:
+            await stopped.wait()
+
+        stopping = asyncio.ensure_future(stop())
+        try:
+            while not stopping.done():
+                wake.clear()
+                left = self._due.get(what, 0.0) - time.monotonic()
+                if left <= 0:
+                    return True
+                woken = asyncio.ensure_future(wake.wait())
+                await asyncio.wait([woken, stopping], timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+            return False
+        finally:
+            stopping.cancel()
+            if self._wake.get(what) is wake and stopped:
+                del self._wake[what]
 
     def use_grant(self, plural: str, key: str, binding: str | None) -> None:
         """Remember which binding an object's last pass went through (None: the object is gone); a change wakes
@@ -211,10 +270,10 @@ class Runtime:
             self.bindings_changed.set()
 
     def poke_namespaces(self, namespaces: set[str]) -> None:
-        """Reconcile every known object of these namespaces at the next tick (a ProjectBinding changed)."""
+        """Reconcile every known object of these namespaces now (a ProjectBinding changed)."""
         for plural, key in list(self._due):
             if key.split("/", 1)[0] in namespaces:
-                self._due[(plural, key)] = 0.0
+                self._set_due((plural, key), 0.0)
 
     def clients_for(self, grant: Grant) -> Clients:
         """The clients acting as the grant's identity: the operator's own, or a service account's (one set each,

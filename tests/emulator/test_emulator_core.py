@@ -206,3 +206,28 @@ def test_cli_serves_on_a_free_port() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_users_in_one_view_are_the_users_one_by_one() -> None:
+    """A list shows every address's users from one walk over the store: the same answers as a walk per address."""
+    from runnet.emulator.gcp.ids import COMPUTE_BASE
+    from runnet.emulator.gcp.store import Store
+
+    store, base = Store(), "projects/p/regions/r"
+    net = "projects/p/global/networks/n"
+    store.put(net, {"name": "n", "selfLink": COMPUTE_BASE + net})
+    for i in range(3):
+        store.put(f"{base}/addresses/a{i}", {"name": f"a{i}", "selfLink": f"{COMPUTE_BASE}{base}/addresses/a{i}"})
+    store.put(f"{base}/subnetworks/s", {"name": "s", "network": COMPUTE_BASE + net})
+    store.put(f"{base}/routers/r", {"name": "r", "nats": [{"natIps": [f"{base}/addresses/a0"], "name": "nat"}]})
+    store.put(
+        f"{base}/forwardingRules/f", {"IPAddress": f"https://compute.googleapis.com/compute/beta/{base}/addresses/a1"}
+    )
+    paths = [path for path, _ in store.items()]
+    one_by_one = {path: store.users_of(path) for path in paths}
+    with store.one_view():
+        viewed = {path: store.users_of(path) for path in paths}
+    assert viewed == one_by_one
+    assert one_by_one[net] == [f"{base}/subnetworks/s"] and one_by_one[f"{base}/addresses/a2"] == []
+    assert one_by_one[f"{base}/addresses/a0"] == [f"{base}/routers/r"]
+    assert one_by_one[f"{base}/addresses/a1"] == [f"{base}/forwardingRules/f"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from runnet.api.psc import PSCEndpointSpec, PSCExportSpec
@@ -12,7 +13,7 @@ from runnet.gcp.context import Context
 from runnet.gcp.ownership import Owner
 from runnet.handlers.psc import ENDPOINTS, EXPORTS, Links, _again_if_poked, endpoint_targets
 from runnet.plan import psc as plan
-from runnet.runtime import OperatorSettings, Runtime
+from runnet.runtime import SETTLE, OperatorSettings, Runtime
 from runnet.status import Outcome_
 from tests.operator.conftest import example
 
@@ -115,3 +116,37 @@ def test_pokes_reach_the_other_side() -> None:
     assert _again_if_poked(links, ENDPOINTS, obj, Outcome_(status={}, retry_after=None)).retry_after is None
     assert links.get("default", "hello") == {"status": {"serviceAttachment": "https://x/compute/v1/" + ATTACHMENT}}
     assert links.get("default", "other") is None
+
+
+class Stopped:
+    """kopf's ``stopped`` flag as a timer sees it: true once set, and awaitable."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+    async def wait(self) -> None:
+        await self.event.wait()
+
+
+async def test_a_poke_wakes_the_waiting_resync_at_once() -> None:
+    runtime, key = Runtime(OperatorSettings()), "default/hello"
+    runtime.schedule(ENDPOINTS, key, None)  # next due in 120 s
+    waiting = asyncio.create_task(runtime.until_due(ENDPOINTS, key, Stopped()))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    Links(runtime).poke(ENDPOINTS, [key])
+    assert await asyncio.wait_for(waiting, 0.5) is True
+    # The object is deleted (kopf sets the timer's flag): the wait ends, and no pass follows.
+    runtime.schedule(ENDPOINTS, key, None)
+    stopped = Stopped()
+    waiting = asyncio.create_task(runtime.until_due(ENDPOINTS, key, stopped))
+    await asyncio.sleep(0.05)
+    stopped.event.set()
+    assert await asyncio.wait_for(waiting, 0.5) is False
+    # "Again at once" waits until the status the pass wrote can be back through the watch.
+    runtime.schedule(ENDPOINTS, key, 0.0)
+    assert not runtime.due(ENDPOINTS, key)
+    assert await asyncio.wait_for(runtime.until_due(ENDPOINTS, key, Stopped()), SETTLE + 0.5) is True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,8 +19,8 @@ from runnet.runtime import Runtime
 from runnet.status import Outcome_, applying, invalid
 from runnet.tenancy import NOT_BOUND, Grant
 
-TICK = 2.0
-"""Seconds between checks whether an object is due for a resync (a check costs nothing)."""
+TICK = 0.5
+"""Seconds kopf pauses a resync after it returned, before it waits again for the object's next due time."""
 
 Reconcile = Callable[[Object, Engine, Clients], Awaitable[Outcome_]]
 
@@ -88,33 +89,40 @@ def register_kind(
         if bind is not None:
             bind(kwargs)
 
-    async def converge(body: kopf.Body, patch: kopf.Patch, *, resync: bool = False) -> None:
-        obj = as_object(body)
-        accepted = ACCEPTED_AGE.set(runtime.accepted_age(plural, obj.key, resync=resync))
-        try:
-            await pass_(obj, body, patch)
-        finally:
-            ACCEPTED_AGE.reset(accepted)
-
-    async def pass_(obj: Object, body: kopf.Body, patch: kopf.Patch) -> None:
-        async with runtime.lock(obj.uid):
-            if runtime.is_deleting(obj.uid):
+    async def converge(body: kopf.Body, patch: kopf.Patch, *, if_due: bool = False) -> None:
+        """``if_due``: a resync, which does nothing if the pass it may have waited behind made it not due."""
+        uid = body.get("metadata", {}).get("uid", "")
+        async with runtime.lock(uid):
+            if runtime.is_deleting(uid):
                 return  # a resync that waited behind the teardown
+            obj = as_object(body)  # kopf's body is live: as it is now, not before the wait
+            if if_due and not runtime.due(plural, obj.key):
+                return
+            # How old a snapshot of GCP this pass may read from (see runtime.accepted_age).
+            ACCEPTED_AGE.set(runtime.accepted_age(plural, obj.key, resync=if_due))
             start = time.perf_counter()
             grant = granted(runtime, plural, obj)
             if isinstance(grant, str):
                 outcome = invalid(obj.status, obj.generation, grant, reason=NOT_BOUND)  # and no GCP call at all
             else:
                 progress = applying(obj.status, obj.generation)
-                if progress is not None:
-                    # Shown only: the pass compares with what was there before (Events, transition times).
-                    await runtime.status.patch(plural, obj.namespace, obj.name, progress)
+                shown: asyncio.Task[None] | None = None
+                if progress is not None and not runtime.has_reported(uid, obj.generation):
+                    # Shown only: the pass compares with what was there before (Events, transition times). Written
+                    # while GCP works (not before: 100 objects at once would queue for the API server first),
+                    # and done before the handler returns, so that the pass's own status lands after it.
+                    shown = asyncio.create_task(runtime.status.patch(plural, obj.namespace, obj.name, progress))
                 try:
                     outcome = await reconcile(obj, runtime.engine, runtime.clients_for(grant))
                 except Exception:
                     runtime.metrics.failed(plural, time.perf_counter() - start)
                     raise
-        runtime.schedule(plural, obj.key, outcome.retry_after)
+                finally:
+                    if shown is not None:
+                        await shown
+            # Still under the lock: a resync waiting behind this pass sees when the object is due next.
+            runtime.schedule(plural, obj.key, outcome.retry_after)
+            runtime.reported(uid, obj.generation)
         write(body, patch, outcome)
         written = {**obj.status, **outcome.status}  # as the status patch merges it
         seconds = time.perf_counter() - start
@@ -129,12 +137,12 @@ def register_kind(
 
     @kopf.timer(*resource, registry=registry, interval=TICK, initial_delay=TICK)  # type: ignore[untyped-decorator]
     async def resync(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
-        """Drift repair every resync interval; sooner while not converged or when a related object pokes it."""
+        """Drift repair every resync interval; sooner while not converged or when a related object pokes it (the
+        wait ends at once then, instead of at a next tick)."""
         see(kwargs)
-        obj = as_object(body)
-        if not runtime.due(plural, obj.key):
-            return
-        await converge(body, patch, resync=True)
+        if not await runtime.until_due(plural, as_object(body).key, kwargs["stopped"]):
+            return  # being deleted, or the operator stops
+        await converge(body, patch, if_due=True)
 
     @kopf.on.delete(*resource, registry=registry)  # type: ignore[untyped-decorator]
     async def deleted(body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:

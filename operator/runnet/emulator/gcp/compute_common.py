@@ -179,7 +179,8 @@ def register_crud(
 
     async def list_(call: Call) -> Any:
         collection = f"{coll.scope(call)}/{coll.collection}"
-        items = [show(call, r) for r in call.emu.store.children(collection)]
+        with call.emu.store.one_view():
+            items = [show(call, r) for r in call.emu.store.children(collection)]
         return compute_list(call, f"{coll.kind}List", items, collection)
 
     async def delete(call: Call) -> Any:
@@ -236,10 +237,11 @@ def aggregated_body(call: Call, coll: Collection, render: Render | None = None) 
     """``items: {"regions/<r>": {<collection>: [...]}}``, per region that has any."""
     prefix = f"projects/{call.project}/regions/"
     scopes: dict[str, list[Resource]] = {}
-    for path, resource in call.emu.store.items():
-        if path.startswith(prefix) and path.split("/")[4] == coll.collection and path.count("/") == 5:
-            shown = render(call, resource) if render else resource
-            scopes.setdefault(f"regions/{path.split('/')[3]}", []).append(shown)
+    with call.emu.store.one_view():
+        for path, resource in call.emu.store.items():
+            if path.startswith(prefix) and path.split("/")[4] == coll.collection and path.count("/") == 5:
+                shown = render(call, resource) if render else resource
+                scopes.setdefault(f"regions/{path.split('/')[3]}", []).append(shown)
     return {
         "kind": f"{coll.kind}AggregatedList",
         "id": f"projects/{call.project}/aggregated/{coll.collection}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 from collections.abc import Iterator
@@ -30,6 +31,8 @@ class Store:
         self._items: dict[str, Resource] = {}
         self._pending: set[str] = set()
         self.lock = threading.RLock()
+        self._users: dict[str, list[str]] | None = None
+        self._viewing = 0
 
     def get(self, path: str) -> Resource | None:
         with self.lock:
@@ -78,6 +81,11 @@ class Store:
         A generic way to find "in use" relations (subnet → network, NAT → address, URL map →
         backend service...) without a table per kind: GCP refuses to delete what is referenced.
         """
+        with self.lock:  # a view is another thread's until it ends
+            if self._viewing:
+                if self._users is None:
+                    self._users = self._reference_index()
+                return [p for p in self._users.get(path, []) if p != path and not p.startswith(path + "/")]
         url = COMPUTE_BASE + path
         users = []
         for other_path, resource in self.items():
@@ -86,6 +94,28 @@ class Store:
             if _references(resource, path, url):
                 users.append(other_path)
         return users
+
+    @contextlib.contextmanager
+    def one_view(self) -> Iterator[None]:
+        """Within it, ``users_of`` answers from one walk over the store instead of one walk per call: for a list
+        that shows every item's users, which would otherwise cost items x resources. Nothing may change the store
+        meanwhile (no await inside; the lock keeps other threads out)."""
+        with self.lock:
+            self._viewing += 1
+            try:
+                yield
+            finally:
+                self._viewing -= 1
+                if not self._viewing:
+                    self._users = None
+
+    def _reference_index(self) -> dict[str, list[str]]:
+        """Relative path -> the paths of the resources referring to it (as ``_references`` reads references)."""
+        index: dict[str, list[str]] = {}
+        for other_path, resource in self.items():
+            for ref in {relative(r) for r in _strings(resource)}:
+                index.setdefault(ref, []).append(other_path)
+        return index
 
     def snapshot(self) -> dict[str, Resource]:
         """A deep copy of everything, for tests that compare inventories."""
@@ -106,5 +136,21 @@ def _references(node: Any, path: str, url: str, key: str = "", *, top: bool = Tr
     if isinstance(node, list):
         return any(_references(v, path, url, key, top=False) for v in node)
     if isinstance(node, str):
-        return node == url or relative(node) == path
+        # relative() returns a suffix of its argument: most strings are ruled out without it (an address list
+        # renders each address's users, so this runs for every string of every resource, per address).
+        return node == url or (node.endswith(path) and relative(node) == path)
     return False
+
+
+def _strings(node: Any, *, top: bool = True) -> Iterator[str]:
+    """Every string ``_references`` compares, under the same fields skipped."""
+    if isinstance(node, dict):
+        skip = _NON_REFERENCE_FIELDS if top else _NESTED_NON_REFERENCE_FIELDS
+        for k, v in node.items():
+            if k not in skip:
+                yield from _strings(v, top=False)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v, top=False)
+    elif isinstance(node, str):
+        yield node
