@@ -93,9 +93,10 @@ def test_impersonated_credentials_get_a_token_and_calls_are_made_as_the_service_
         ("compute.networks.insert", f"serviceAccount:{SA_A}", 200),
         ("compute.networks.get", f"serviceAccount:{SA_A}", 200),
     ]
-    # The role in the policy file is the operator's: compute.networks.list is not in it.
-    with pytest.raises(gexc.Forbidden, match=r"Required 'compute\.networks\.list' permission"):
-        list(client.list(project=TEAM_A))
+    # The role in the policy file is the operator's: compute.firewalls.list is not in it.
+    firewalls = iam.client(c.FirewallsClient, gcp, creds)
+    with pytest.raises(gexc.Forbidden, match=r"Required 'compute\.firewalls\.list' permission"):
+        list(firewalls.list(project=TEAM_A))
     # Nor does it hold anything in another team's project.
     with pytest.raises(gexc.Forbidden, match=r"Required 'compute\.networks\.get' permission"):
         client.get(project=TEAM_B, network="vpc")
@@ -222,7 +223,7 @@ def test_allow_permissions_is_what_the_default_principal_holds() -> None:
 
 def test_test_iam_permissions_answers_for_the_caller(gcp: GCPEmulator) -> None:
     url = f"{gcp.base_url}/v2/projects/{TEAM_A}/locations/us-central1/services/hello:testIamPermissions"
-    asked = {"permissions": ["run.services.get", "compute.networks.create", "compute.networks.list"]}
+    asked = {"permissions": ["run.services.get", "compute.networks.create", "compute.firewalls.list"]}
     creds = iam.impersonated(gcp, SA_A)
     creds.refresh(Request())
     held = requests.post(url, json=asked, headers={"Authorization": f"Bearer {creds.token}"}, timeout=10).json()
@@ -241,9 +242,9 @@ def test_batch_parts_are_made_as_the_batch_request_caller(gcp: GCPEmulator) -> N
 
     batch = BatchHttpRequest(callback=collect, batch_uri=f"{gcp.base_url}/batch/compute/v1")
     batch.add(api.networks().get(project=TEAM_A, network="vpc"), request_id="a")
-    batch.add(api.networks().list(project=TEAM_A), request_id="b")
+    batch.add(api.firewalls().list(project=TEAM_A), request_id="b")
     batch.execute(http=AuthorizedHttp(creds, http=httplib2.Http()))  # the token is on the batch request only
-    assert answers == {"a": 404, "b": 403}  # compute.networks.list is not in the operator role
+    assert answers == {"a": 404, "b": 403}  # compute.firewalls.list is not in the operator role
     parts = [e for e in gcp.log.snapshot() if e.batched]
     assert [e.principal for e in parts] == [f"serviceAccount:{SA_A}"] * 2
 
