@@ -336,11 +336,12 @@ class ProxyOnlySubnetAdapter(SubnetAdapter):
 
     def _get(self) -> compute_v1.Subnetwork | None:
         c = self.ctx
-        pages = find(
-            f"listing subnetworks in {c.region}",
+        subnets: list[compute_v1.Subnetwork] = c.read_all(
+            c.regional_path("subnetworks", "")[:-1],
+            f"subnetworks in {c.region}",
             lambda: c.clients.subnetworks.list(project=c.project, region=c.region),
+            lambda name: c.clients.subnetworks.get(project=c.project, region=c.region, subnetwork=name),
         )
-        subnets = list(pages or [])
         network = c.network_path(self.network)
         active = [
             s for s in subnets if tail(s.network) == network and s.purpose in PROXY_PURPOSES and s.role == "ACTIVE"
