@@ -135,7 +135,9 @@ class Runtime:
         self._locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._due: dict[tuple[str, str], float] = {}
         self._settled: set[tuple[str, str]] = set()
-        self._poked: set[tuple[str, str]] = set()
+        self._poked: dict[tuple[str, str], float] = {}
+        """Poked objects, and since when what poked them is true in GCP (monotonic): their next pass reads a view of
+        GCP at least that new."""
         self._wake: dict[tuple[str, str], asyncio.Event] = {}
         """Set when an object's due time moved earlier (a poke, a shorter retry): its waiting resync looks again."""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -194,10 +196,11 @@ class Runtime:
     def accepted_age(self, plural: str, key: str, *, resync: bool) -> float:
         """How old a snapshot of GCP the object's pass may read from: a converged object's resync, almost an interval
         (its resources were listed for some object within it, and a change a list shows wakes the object at once);
-        anything else (a new object, an edit, a retry) a few seconds; a poke, none."""
-        if (plural, key) in self._poked:
-            self._poked.discard((plural, key))
-            return 0.0
+        anything else (a new object, an edit, a retry) a few seconds; after a poke, one at least as new as what
+        poked it (objects poked together share one list)."""
+        poked = self._poked.pop((plural, key), None)
+        if poked is not None:
+            return max(0.0, time.monotonic() - poked)
         if resync and (plural, key) in self._settled:
             return self.settings.resync_interval * RESYNC_SNAPSHOT
         return FRESH
@@ -207,23 +210,27 @@ class Runtime:
         clients.inventory.on_change = self._drifted
         return clients
 
-    def _drifted(self, watchers: set[Any]) -> None:
-        """Called in an engine thread: the pokes are made on the event loop."""
+    def _drifted(self, watchers: set[Any], listed_at: float) -> None:
+        """Called in an engine thread: the pokes are made on the event loop. The list that showed the change is new
+        enough for the passes it wakes."""
         loop = self._loop
         for kind, namespace, name in watchers:
             if kind in PLURALS and loop is not None:
                 log.debug("%s %s/%s: GCP changed a resource it reads; reconciling it now", kind, namespace, name)
-                loop.call_soon_threadsafe(self.poke, PLURALS[kind], f"{namespace}/{name}")
+                loop.call_soon_threadsafe(self.poke, PLURALS[kind], f"{namespace}/{name}", listed_at)
 
     def forget_watcher(self, kind: str, namespace: str, name: str) -> None:
         for clients in (self.clients, *self._impersonating.values()):
             clients.inventory.forget((kind, namespace, name))
 
-    def poke(self, plural: str, key: str) -> None:
-        """Reconcile ``namespace/name`` of that kind now (a related object changed), from a fresh view of GCP (what
-        changed is often a side effect in GCP of another object's write): its resync wakes up."""
-        self._poked.add((plural, key))
-        self._set_due((plural, key), 0.0)
+    def poke(self, plural: str, key: str, since: float | None = None) -> None:
+        """Reconcile ``namespace/name`` of that kind now (a related object changed): its resync wakes up. Its pass
+        reads GCP as of ``since`` (monotonic; default: now) or later: what changed is often a side effect in GCP of
+        another object's write."""
+        what = (plural, key)
+        at = time.monotonic() if since is None else since
+        self._poked[what] = max(at, self._poked.get(what, at))
+        self._set_due(what, 0.0)
 
     def _set_due(self, what: tuple[str, str], when: float) -> None:
         before = self._due.get(what, 0.0)

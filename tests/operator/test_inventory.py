@@ -97,7 +97,7 @@ async def test_a_change_a_list_shows_wakes_the_objects_that_read_it(gateways: li
     for driver in gateways:
         await ready(driver)
     woken: list[Any] = []
-    clients.inventory.on_change = woken.extend
+    clients.inventory.on_change = lambda watchers, _listed_at: woken.extend(watchers)
     # By hand: the NAT of gw-0 goes away (a router write that runnet did not make).
     router = clients.routers.get(project=PROJECT, region=REGION, router="router-0")
     router.nats = []

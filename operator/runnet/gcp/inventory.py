@@ -74,8 +74,9 @@ class Inventory:
         self._watchers: dict[str, set[Watcher]] = defaultdict(set)
         self._derived: dict[str, _Derived] = {}
         self._guard = threading.Lock()
-        self.on_change: Callable[[set[Watcher]], None] | None = None
-        """Called (in an engine thread) with the watchers of resources a refreshed list found changed."""
+        self.on_change: Callable[[set[Watcher], float], None] | None = None
+        """Called (in an engine thread) with the watchers of resources a refreshed list found changed, and when that
+        list began (a pass of theirs may read from it: it shows the change)."""
         self.lists = 0
         """Lists made (each may be several pages), for tests and benchmarks."""
 
@@ -199,5 +200,5 @@ class Inventory:
                 coll.listed_at = start
                 told = set().union(*(self._watchers.get(k, set()) for k in changed)) if changed else set()
         if told and self.on_change is not None:
-            self.on_change(told)
+            self.on_change(told, coll.listed_at)
         return coll
