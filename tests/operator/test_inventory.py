@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -225,3 +226,21 @@ async def test_calls_waiting_on_one_apis_quota_never_hold_back_another_apis() ->
     assert quick.ready and not slow.done()
     release.set()
     assert (await slow).ready
+
+
+def test_a_poked_pass_accepts_what_is_as_new_as_its_poke_and_a_converged_resync_almost_an_interval() -> None:
+    from runnet.runtime import FRESH, RESYNC_SNAPSHOT, OperatorSettings, Runtime
+
+    runtime = Runtime(OperatorSettings(resync_interval=120.0))
+    key = ("egressgateways", "default/gw-0")
+    assert runtime.accepted_age(*key, resync=True) == FRESH  # never converged yet
+    runtime.schedule(*key, retry_after=None)
+    assert runtime.accepted_age(*key, resync=True) == 120.0 * RESYNC_SNAPSHOT
+    assert runtime.accepted_age(*key, resync=False) == FRESH  # an edit
+    listed_at = time.monotonic() - 3.0
+    runtime.poke(*key, since=listed_at)  # a list begun 3 s ago showed a change
+    age = runtime.accepted_age(*key, resync=True)
+    assert 3.0 <= age < 4.0
+    assert runtime.accepted_age(*key, resync=True) == 120.0 * RESYNC_SNAPSHOT  # the poke is used once
+    runtime.schedule(*key, retry_after=10.0)
+    assert runtime.accepted_age(*key, resync=True) == FRESH  # a retry
