@@ -137,3 +137,13 @@ def test_set_labels_accepts_the_fingerprint_in_url_safe_base64(gcp) -> None:
     assert resp.status_code == 200, resp.text
     stale = requests.post(f"{base}/a1/setLabels", json={"labels": {}, "labelFingerprint": urlsafe}, timeout=10)
     assert stale.status_code == 412
+
+
+def test_an_aggregated_list_applies_its_filter_in_every_region(clients: Clients) -> None:
+    address(clients, "a")
+    address(clients, "b")
+    elsewhere = c.Address(name="a", address_type="EXTERNAL")
+    clients.addresses.insert(project=P, region="europe-west1", address_resource=elsewhere).result()
+    request = c.AggregatedListAddressesRequest(project=P, filter="name = a")
+    scoped = {scope: [a.name for a in found.addresses] for scope, found in clients.addresses.aggregated_list(request)}
+    assert scoped == {"regions/europe-west1": ["a"], f"regions/{R}": ["a"]}

@@ -324,8 +324,10 @@ class NatStatusAdapter(Adapter):
     def observe(self) -> Observation:
         c = self.ctx
         router = read_router(c, self.router)
-        configured = next((n for n in router.nats if n.name == self.name), None) if router else None
-        version = (router.self_link if router else "", compute_v1.RouterNat.to_json(configured) if configured else "")
+        if router is None:  # nothing to ask GCP about (its answer would be a 404)
+            return Observation(exists=False, message=f"router {self.router} does not exist yet")
+        configured = next((n for n in router.nats if n.name == self.name), None)
+        version = (router.self_link, compute_v1.RouterNat.to_json(configured) if configured else "")
         status = c.clients.inventory.derived(
             _key(c, self.router) + "#status",
             version,

@@ -15,7 +15,7 @@ from typing import Any
 
 from runnet.emulator.gcp import ids
 from runnet.emulator.gcp.errors import GCPError, already_exists, in_use, invalid, not_found
-from runnet.emulator.gcp.listing import compute_list
+from runnet.emulator.gcp.listing import compute_list, filter_items
 from runnet.emulator.gcp.server import Call, GCPEmulator
 from runnet.emulator.gcp.store import Resource, relative
 
@@ -236,12 +236,17 @@ def register_crud(
 def aggregated_body(call: Call, coll: Collection, render: Render | None = None) -> dict[str, Any]:
     """``items: {"regions/<r>": {<collection>: [...]}}``, per region that has any."""
     prefix = f"projects/{call.project}/regions/"
+    found: dict[str, list[Resource]] = {}
+    for path, resource in call.emu.store.items():
+        if path.startswith(prefix) and path.split("/")[4] == coll.collection and path.count("/") == 5:
+            found.setdefault(f"regions/{path.split('/')[3]}", []).append(resource)
     scopes: dict[str, list[Resource]] = {}
     with call.emu.store.one_view():
-        for path, resource in call.emu.store.items():
-            if path.startswith(prefix) and path.split("/")[4] == coll.collection and path.count("/") == 5:
-                shown = render(call, resource) if render else resource
-                scopes.setdefault(f"regions/{path.split('/')[3]}", []).append(shown)
+        for scope, resources in found.items():
+            # The filter (``name = x``) applies to every scope's items, as GCP's does.
+            kept = filter_items(resources, call.query.get("filter", ""))
+            if kept:
+                scopes[scope] = [render(call, r) if render else r for r in kept]
     return {
         "kind": f"{coll.kind}AggregatedList",
         "id": f"projects/{call.project}/aggregated/{coll.collection}",
