@@ -8,6 +8,7 @@ Role, in turn, and something visibly fails: so the roles grant nothing runnet do
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import os
 import signal
@@ -22,8 +23,9 @@ import kubernetes
 import pytest
 import yaml
 
+from runnet.api.common import GROUP, VERSION
 from runnet.emulator.gcp import EmulatorConfig
-from runnet.emulator.stack import Stack, running_stack
+from runnet.emulator.stack import CLUSTER_SCOPED, PLURALS, Stack, running_stack
 from tests.operator.conftest import EXAMPLES, deploy_service
 from tests.realkube.conftest import Kubectl
 from tests.support.control_plane import ControlPlane
@@ -66,12 +68,33 @@ def deployed(real_kube: ControlPlane, kubectl: Kubectl, tmp_path_factory: pytest
     return path
 
 
+def start_clean(stack: Stack) -> None:
+    """What an earlier test left in the shared API server gone: an object its operator was refused deleting (still
+    carrying its finalizer and a Ready status), its events, and the bindings' statuses. Otherwise a test could see
+    "Ready", "events posted" or "the binding counts it" before its own operator did anything."""
+    api = stack.api
+    for kind, plural in PLURALS.items():
+        if kind in CLUSTER_SCOPED:
+            continue
+        for obj in api.list_cluster_custom_object(GROUP, VERSION, plural)["items"]:
+            meta = obj["metadata"]
+            api.patch_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], plural, meta["name"], {"metadata": {"finalizers": None}}
+            )
+            with contextlib.suppress(kubernetes.client.ApiException):
+                stack.delete(kind, meta["name"], meta["namespace"])
+    kubernetes.client.CoreV1Api(api.api_client).delete_collection_namespaced_event("default")
+    for project in ("my-project", "producer-project", "consumer-project"):
+        if stack.get("ProjectBinding", project) is not None:
+            stack.delete("ProjectBinding", project)
+        stack.bind(project)
+
+
 @pytest.fixture
 def cluster(real_kube: ControlPlane, tmp_path: Path) -> Iterator[Stack]:
     with running_stack(EmulatorConfig(seed=1), tmp_path, RealKube(real_kube)) as stack:
         # deploy/ installed the CRDs; running_stack re-applies them from the models (the same content).
-        for project in ("my-project", "producer-project", "consumer-project"):
-            stack.bind(project)
+        start_clean(stack)
         yield stack
 
 
@@ -161,6 +184,11 @@ def events_posted(stack: Stack, name: str) -> bool:
     return any(e.involved_object.name == name for e in core.list_namespaced_event("default").items)
 
 
+def binding_counts(stack: Stack, name: str) -> int | None:
+    """How many objects the ProjectBinding's status says use it (None before runnet wrote its status)."""
+    return ((stack.get("ProjectBinding", name) or {}).get("status") or {}).get("objects")
+
+
 def test_the_whole_lifecycle_of_every_kind_as_the_service_account_sees_no_403(
     deployed: Path, cluster: Stack, tmp_path: Path
 ) -> None:
@@ -179,6 +207,8 @@ def test_the_whole_lifecycle_of_every_kind_as_the_service_account_sees_no_403(
             )
         assert lease_holder(cluster) == IDENTITY, "it acts only as the leader"
         assert until(lambda: events_posted(cluster, "fixed-ip"), 15, operator)
+        for project in ("my-project", "producer-project", "consumer-project"):
+            assert until(lambda p=project: binding_counts(cluster, p) == 1, 15, operator), operator.refused()
         for body in reversed(bodies):
             cluster.delete(body["kind"], body["metadata"]["name"])
         for body in bodies:
@@ -219,6 +249,7 @@ def test_taking_any_verb_out_of_the_role_breaks_something(
         cluster.apply(body)
         worked = until(lambda: ready(cluster, "EgressGateway", "fixed-ip"), 25, operator)
         worked = worked and until(lambda: events_posted(cluster, "fixed-ip"), 10, operator)
+        worked = worked and until(lambda: binding_counts(cluster, "my-project") == 1, 10, operator)
         if worked:
             cluster.delete("EgressGateway", "fixed-ip")
             worked = until(lambda: cluster.get("EgressGateway", "fixed-ip") is None, 25, operator)

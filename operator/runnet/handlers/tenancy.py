@@ -29,6 +29,9 @@ async def show_statuses(runtime: Runtime) -> None:
     """Every binding's status, rewritten only where it changed. A loop beside kopf rather than a kopf timer: a
     timer would put a finalizer on every binding, and deleting a binding must never wait for the operator."""
     while True:
+        # Cleared before the statuses are computed, not after: a pass that records a grant while a write below
+        # awaits sets it again, and the wait further down returns at once instead of 30 s later.
+        runtime.bindings_changed.clear()
         for store in list(runtime.tenancy.index.values()):
             for body in list(store):
                 new = binding_status(body, runtime.grants, runtime.tenancy.mode)
@@ -36,7 +39,6 @@ async def show_statuses(runtime: Runtime) -> None:
                 if new and any(current.get(k) != v for k, v in new.items()):
                     name = body["metadata"]["name"]
                     await runtime.status.patch(PLURAL, None, name, new)
-        runtime.bindings_changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(runtime.bindings_changed.wait(), STATUS_EVERY)
         await asyncio.sleep(STATUS_SETTLE)
