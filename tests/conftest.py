@@ -41,6 +41,9 @@ def gcp(gcp_config: EmulatorConfig, request: pytest.FixtureRequest) -> Iterator[
     problems = conformance.report(emu.log.snapshot(), allow_unserved=allow_unserved)
     if problems:
         pytest.fail(problems, pytrace=False)
+    stale = emu.store.index_problems()
+    if stale:
+        pytest.fail("the emulator changed bodies in place, behind its reference index:\n" + "\n".join(stale))
 
 
 @pytest.fixture

@@ -39,6 +39,8 @@ def stack(stack_config: EmulatorConfig, tmp_path: Path, request: pytest.FixtureR
         for project in STANDARD_PROJECTS:  # the operator runs with --tenancy bound, as deploy/ installs it
             s.bind(project)
         yield s
+        stale = s.gcp.store.index_problems()
+        assert not stale, "the emulator changed bodies in place, behind its reference index:\n" + "\n".join(stale)
 
 
 @contextlib.asynccontextmanager

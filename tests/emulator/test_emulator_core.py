@@ -7,12 +7,15 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1 as c
 from google.cloud import run_v2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runnet.emulator.gcp import EmulatorConfig, Fault, GCPEmulator
 from runnet.gcp.calls import find
@@ -208,8 +211,8 @@ def test_cli_serves_on_a_free_port() -> None:
         proc.wait(timeout=10)
 
 
-def test_users_in_one_view_are_the_users_one_by_one() -> None:
-    """A list shows every address's users from one walk over the store: the same answers as a walk per address."""
+def test_users_from_the_reference_index_are_the_users_a_walk_finds() -> None:
+    """``users_of`` answers from an index kept by put and delete: the same answers as a walk over every body."""
     from runnet.emulator.gcp.ids import COMPUTE_BASE
     from runnet.emulator.gcp.store import Store
 
@@ -223,11 +226,50 @@ def test_users_in_one_view_are_the_users_one_by_one() -> None:
     store.put(
         f"{base}/forwardingRules/f", {"IPAddress": f"https://compute.googleapis.com/compute/beta/{base}/addresses/a1"}
     )
-    paths = [path for path, _ in store.items()]
-    one_by_one = {path: store.users_of(path) for path in paths}
-    with store.one_view():
-        viewed = {path: store.users_of(path) for path in paths}
-    assert viewed == one_by_one
-    assert one_by_one[net] == [f"{base}/subnetworks/s"] and one_by_one[f"{base}/addresses/a2"] == []
-    assert one_by_one[f"{base}/addresses/a0"] == [f"{base}/routers/r"]
-    assert one_by_one[f"{base}/addresses/a1"] == [f"{base}/forwardingRules/f"]
+    users = {path: store.users_of(path) for path, _ in store.items()}
+    assert users[net] == [f"{base}/subnetworks/s"] and users[f"{base}/addresses/a2"] == []
+    assert users[f"{base}/addresses/a0"] == [f"{base}/routers/r"]
+    assert users[f"{base}/addresses/a1"] == [f"{base}/forwardingRules/f"]
+    # Replaced: the router now uses a2, not a0; deleted: the rule no longer uses a1.
+    store.put(f"{base}/routers/r", {"name": "r", "nats": [{"natIps": [f"{base}/addresses/a2"], "name": "nat"}]})
+    store.delete(f"{base}/forwardingRules/f")
+    assert store.users_of(f"{base}/addresses/a0") == [] and store.users_of(f"{base}/addresses/a1") == []
+    assert store.users_of(f"{base}/addresses/a2") == [f"{base}/routers/r"]
+    assert store.index_problems() == []
+    # A body changed in place after its put is what the index cannot see: index_problems names it.
+    store.get(f"{base}/subnetworks/s")["network"] = "projects/p/global/networks/other"  # type: ignore[index]
+    assert store.index_problems() and store.index_problems()[0].startswith(f"{base}/subnetworks/s: ")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["put", "delete"]), st.integers(0, 5), st.lists(st.integers(0, 5), max_size=3)))
+)
+def test_the_reference_index_agrees_with_a_walk_after_any_puts_and_deletes(steps: list[Any]) -> None:
+    from runnet.emulator.gcp.ids import COMPUTE_BASE
+    from runnet.emulator.gcp.store import Store, _references
+
+    store = Store()
+    paths = [f"projects/p/regions/r/{kind}/x{i}" for i, kind in enumerate(["addresses", "routers"] * 3)]
+    for verb, target, refs in steps:
+        if verb == "put":
+            body = {"name": "x", "refs": [COMPUTE_BASE + paths[r] if r % 2 else paths[r] for r in refs]}
+            store.put(paths[target], body)
+        else:
+            store.delete(paths[target])
+    for path in paths:
+        walked = sorted(
+            other for other, body in store.items() if other != path and _references(body, path, COMPUTE_BASE + path)
+        )
+        assert store.users_of(path) == walked
+    assert store.index_problems() == []
+    for prefix in ("projects/", "projects/p/regions/r/", "projects/p/regions/r/routers/", "projects/q/"):
+        for kind in ("addresses", "routers"):
+            walked_kind = [
+                (path, body)
+                for path, body in sorted(store.items())
+                if path.startswith(prefix) and path.split("/")[-2] == kind
+            ]
+            assert store.under(prefix, kind) == walked_kind
+    collection = "projects/p/regions/r/addresses"
+    assert store.children(collection) == [body for path, body in store.under(collection + "/", "addresses")]

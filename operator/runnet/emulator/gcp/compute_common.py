@@ -179,8 +179,7 @@ def register_crud(
 
     async def list_(call: Call) -> Any:
         collection = f"{coll.scope(call)}/{coll.collection}"
-        with call.emu.store.one_view():
-            items = [show(call, r) for r in call.emu.store.children(collection)]
+        items = [show(call, r) for r in call.emu.store.children(collection)]
         return compute_list(call, f"{coll.kind}List", items, collection)
 
     async def delete(call: Call) -> Any:
@@ -237,16 +236,16 @@ def aggregated_body(call: Call, coll: Collection, render: Render | None = None) 
     """``items: {"regions/<r>": {<collection>: [...]}}``, per region that has any."""
     prefix = f"projects/{call.project}/regions/"
     found: dict[str, list[Resource]] = {}
-    for path, resource in call.emu.store.items():
-        if path.startswith(prefix) and path.split("/")[4] == coll.collection and path.count("/") == 5:
-            found.setdefault(f"regions/{path.split('/')[3]}", []).append(resource)
+    for collection in call.emu.store.collections(prefix):
+        parts = collection.split("/")
+        if len(parts) == 5 and parts[4] == coll.collection:
+            found[f"regions/{parts[3]}"] = call.emu.store.children(collection)
     scopes: dict[str, list[Resource]] = {}
-    with call.emu.store.one_view():
-        for scope, resources in found.items():
-            # The filter (``name = x``) applies to every scope's items, as GCP's does.
-            kept = filter_items(resources, call.query.get("filter", ""))
-            if kept:
-                scopes[scope] = [render(call, r) if render else r for r in kept]
+    for scope, resources in found.items():
+        # The filter (``name = x``) applies to every scope's items, as GCP's does.
+        kept = filter_items(resources, call.query.get("filter", ""))
+        if kept:
+            scopes[scope] = [render(call, r) if render else r for r in kept]
     return {
         "kind": f"{coll.kind}AggregatedList",
         "id": f"projects/{call.project}/aggregated/{coll.collection}",

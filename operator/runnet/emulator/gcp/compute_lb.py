@@ -25,7 +25,7 @@ from runnet.emulator.gcp.compute_common import (
     url,
 )
 from runnet.emulator.gcp.compute_common import base_fields as _base_fields
-from runnet.emulator.gcp.errors import GCPError, invalid
+from runnet.emulator.gcp.errors import GCPError, invalid, not_found
 from runnet.emulator.gcp.server import Call, GCPEmulator
 from runnet.emulator.gcp.store import Resource, relative
 
@@ -384,8 +384,12 @@ async def set_url_map(call: Call) -> Any:
     url_map = reference(call, call.body or {}, "urlMap", "urlMaps", regional=True)
 
     def apply() -> None:
-        proxy["urlMap"] = url(url_map)
-        refresh_fingerprint(proxy)
+        latest = call.emu.store.get(path)
+        if latest is None:
+            raise not_found(path)
+        updated = {**latest, "urlMap": url(url_map)}
+        refresh_fingerprint(updated)
+        call.emu.store.put(path, updated)
 
     return call.compute_operation(operation_type="setUrlMap", target_path=path, apply=apply, target_id=proxy["id"])
 

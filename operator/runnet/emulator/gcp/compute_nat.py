@@ -258,7 +258,7 @@ def _check_network_coverage(call: Call, router: Resource, nats: list[dict[str, A
         return
     router_path = relative(router["selfLink"])
     scope = router_path.rsplit("/", 1)[0] + "/"
-    for path, other in call.emu.store.items():
+    for path, other in call.emu.store.under(scope, "routers"):
         if not path.startswith(scope) or path == router_path or other.get("network") != router.get("network"):
             continue
         for theirs in other.get("nats") or []:

@@ -120,7 +120,7 @@ def render_network(call: Call, network: Resource) -> Resource:
     shown = copy.deepcopy(network)
     subnets = sorted(
         r["selfLink"]
-        for path, r in call.emu.store.items()
+        for path, r in call.emu.store.under("projects/", "subnetworks")
         if path.split("/")[4:5] == ["subnetworks"] and r.get("network") == network["selfLink"]
     )
     if subnets:
@@ -183,7 +183,7 @@ def _stored_ranges(subnet: Resource) -> list[ipaddress.IPv4Network]:
 def check_overlap(emu: GCPEmulator, subnet: Resource, own_path: str) -> None:
     """No range may overlap another subnet of the same network, in any region."""
     mine = _ranges(subnet)
-    for path, other in emu.store.items():
+    for path, other in emu.store.under("projects/", "subnetworks"):
         if path == own_path or not _is_subnet(path) or other.get("network") != subnet["network"]:
             continue
         for theirs in _stored_ranges(other):
@@ -203,7 +203,7 @@ def check_single_active(emu: GCPEmulator, subnet: Resource, own_path: str) -> No
         return
     family = REGIONAL_PROXY if subnet["purpose"] in REGIONAL_PROXY else PROXY_PURPOSES - REGIONAL_PROXY
     scope = own_path.rsplit("/", 1)[0] + "/"
-    for path, other in emu.store.items():
+    for path, other in emu.store.under(scope, "subnetworks"):
         if path == own_path or not path.startswith(scope) or path.count("/") != 5:
             continue
         same_family = other.get("network") == subnet["network"] and other.get("purpose") in family
@@ -340,7 +340,7 @@ async def patch_subnetwork(call: Call) -> Any:
 def _demote_active(emu: GCPEmulator, promoted: Resource, own_path: str) -> None:
     """Promoting a BACKUP proxy-only subnet to ACTIVE makes the former ACTIVE one the BACKUP."""
     scope = own_path.rsplit("/", 1)[0] + "/"
-    for path, other in emu.store.items():
+    for path, other in emu.store.under(scope, "subnetworks"):
         same_net = other.get("network") == promoted["network"] and other.get("purpose") in PROXY_PURPOSES
         if path.startswith(scope) and path != own_path and same_net and other.get("role") == "ACTIVE":
             demoted = {**other, "role": "BACKUP"}

@@ -110,7 +110,8 @@ def internal_ips_in_use(emu: GCPEmulator, subnet_path: str) -> dict[str, str]:
     net = subnet_range(subnet)
     held: dict[str, str] = {}
     prefix = f"projects/{project}/regions/{region}/"
-    for path, resource in emu.store.items():
+    in_region = emu.store.under(prefix, "addresses") + emu.store.under(prefix, "forwardingRules")
+    for path, resource in sorted(in_region, key=lambda item: item[0]):
         if not path.startswith(prefix):
             continue
         collection = path.split("/")[4]
@@ -141,7 +142,7 @@ def forwarding_rules_with_ip(emu: GCPEmulator, project: str, region: str, ip: st
     prefix = f"projects/{project}/regions/{region}/forwardingRules/"
     return [
         path
-        for path, resource in emu.store.items()
+        for path, resource in emu.store.under(prefix, "forwardingRules")
         if path.startswith(prefix) and path.count("/") == 5 and resource.get("IPAddress") == ip
     ]
 
@@ -160,7 +161,7 @@ def external_ips_in_use(emu: GCPEmulator) -> set[str]:
     """Every public IP held: external addresses (all projects) and auto-allocated NAT IPs."""
     held = {
         str(r.get("address"))
-        for path, r in emu.store.items()
+        for path, r in emu.store.under("projects/", "addresses")
         if path.split("/")[-2:-1] == ["addresses"] and r.get("addressType", "EXTERNAL") == "EXTERNAL"
     }
     for ips in emu.extra.get("nat_auto_ips", {}).values():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import threading
 from collections.abc import Iterator
@@ -31,8 +30,12 @@ class Store:
         self._items: dict[str, Resource] = {}
         self._pending: set[str] = set()
         self.lock = threading.RLock()
-        self._users: dict[str, list[str]] | None = None
-        self._viewing = 0
+        self._refs: dict[str, set[str]] = {}
+        """Path -> the relative paths its body referred to when it was put."""
+        self._users: dict[str, set[str]] = {}
+        """Relative path -> the paths whose bodies referred to it when they were put (the inverse of ``_refs``)."""
+        self._collections: dict[str, dict[str, Resource]] = {}
+        """Collection path -> its direct children, by path."""
 
     def get(self, path: str) -> Resource | None:
         with self.lock:
@@ -44,12 +47,30 @@ class Store:
 
     def put(self, path: str, resource: Resource) -> None:
         with self.lock:
+            self._unindex(path)
             self._items[path] = resource
             self._pending.discard(path)
+            refs = _refs(resource)
+            self._refs[path] = refs
+            for ref in refs:
+                self._users.setdefault(ref, set()).add(path)
+            self._collections.setdefault(path.rsplit("/", 1)[0], {})[path] = resource
 
     def delete(self, path: str) -> Resource | None:
         with self.lock:
+            self._unindex(path)
             return self._items.pop(path, None)
+
+    def _unindex(self, path: str) -> None:
+        for ref in self._refs.pop(path, ()):
+            users = self._users.get(ref)
+            if users is not None:
+                users.discard(path)
+                if not users:
+                    del self._users[ref]
+        collection = self._collections.get(path.rsplit("/", 1)[0])
+        if collection is not None:
+            collection.pop(path, None)
 
     def reserve(self, path: str) -> None:
         """Mark a name as being created, so a second insert during the operation gets a 409."""
@@ -61,14 +82,28 @@ class Store:
             self._pending.discard(path)
 
     def children(self, collection: str) -> list[Resource]:
-        """Resources directly under a collection path (``projects/p/regions/r/addresses``)."""
-        prefix = collection.rstrip("/") + "/"
+        """Resources directly under a collection path (``projects/p/regions/r/addresses``), by path."""
         with self.lock:
-            return [
-                r
-                for path, r in sorted(self._items.items())
-                if path.startswith(prefix) and "/" not in path[len(prefix) :]
+            found = self._collections.get(collection.rstrip("/"), {})
+            return [found[path] for path in sorted(found)]
+
+    def collections(self, prefix: str) -> list[str]:
+        """The paths of the collections that hold something and start with ``prefix``, sorted."""
+        with self.lock:
+            return sorted(c for c, found in self._collections.items() if found and c.startswith(prefix))
+
+    def under(self, prefix: str, kind: str) -> list[tuple[str, Resource]]:
+        """(path, resource) of every ``kind`` (a collection name: ``subnetworks``) in the collections whose path
+        starts with ``prefix`` (``projects/p/regions/``), by path: what a walk over every item filtered that way
+        finds, from the collections index."""
+        with self.lock:
+            found = [
+                (path, resource)
+                for collection, children in self._collections.items()
+                if (collection + "/").startswith(prefix) and collection.rsplit("/", 1)[-1] == kind
+                for path, resource in children.items()
             ]
+        return sorted(found, key=lambda item: item[0])
 
     def items(self) -> Iterator[tuple[str, Resource]]:
         with self.lock:
@@ -76,46 +111,33 @@ class Store:
         yield from snapshot
 
     def users_of(self, path: str) -> list[str]:
-        """Paths of the resources that reference ``path`` anywhere in their body.
+        """Paths of the resources that reference ``path`` anywhere in their body, by path.
 
         A generic way to find "in use" relations (subnet → network, NAT → address, URL map →
-        backend service...) without a table per kind: GCP refuses to delete what is referenced.
+        backend service...) without a table per kind: GCP refuses to delete what is referenced. Answered from
+        the reference index kept by ``put``, each candidate checked against its body as it is now (a body
+        changed in place after its put can only have dropped references: ``index_problems`` is checked at the
+        end of every emulator test).
         """
-        with self.lock:  # a view is another thread's until it ends
-            if self._viewing:
-                if self._users is None:
-                    self._users = self._reference_index()
-                return [p for p in self._users.get(path, []) if p != path and not p.startswith(path + "/")]
         url = COMPUTE_BASE + path
-        users = []
-        for other_path, resource in self.items():
-            if other_path == path or other_path.startswith(path + "/"):
-                continue
-            if _references(resource, path, url):
-                users.append(other_path)
-        return users
-
-    @contextlib.contextmanager
-    def one_view(self) -> Iterator[None]:
-        """Within it, ``users_of`` answers from one walk over the store instead of one walk per call: for a list
-        that shows every item's users, which would otherwise cost items x resources. Nothing may change the store
-        meanwhile (no await inside; the lock keeps other threads out)."""
         with self.lock:
-            self._viewing += 1
-            try:
-                yield
-            finally:
-                self._viewing -= 1
-                if not self._viewing:
-                    self._users = None
+            candidates = sorted(self._users.get(path, ()))
+            return [
+                other
+                for other in candidates
+                if other != path and not other.startswith(path + "/") and _references(self._items[other], path, url)
+            ]
 
-    def _reference_index(self) -> dict[str, list[str]]:
-        """Relative path -> the paths of the resources referring to it (as ``_references`` reads references)."""
-        index: dict[str, list[str]] = {}
-        for other_path, resource in self.items():
-            for ref in {relative(r) for r in _strings(resource)}:
-                index.setdefault(ref, []).append(other_path)
-        return index
+    def index_problems(self) -> list[str]:
+        """Where the reference index differs from the bodies as they are now (empty when it agrees): a body
+        changed in place after its put, which ``put`` never saw."""
+        with self.lock:
+            problems = []
+            for path, resource in self._items.items():
+                now = _refs(resource)
+                if now != self._refs.get(path):
+                    problems.append(f"{path}: indexed {sorted(self._refs.get(path, ()))}, now {sorted(now)}")
+            return problems
 
     def snapshot(self) -> dict[str, Resource]:
         """A deep copy of everything, for tests that compare inventories."""
@@ -140,6 +162,11 @@ def _references(node: Any, path: str, url: str, key: str = "", *, top: bool = Tr
         # renders each address's users, so this runs for every string of every resource, per address).
         return node == url or (node.endswith(path) and relative(node) == path)
     return False
+
+
+def _refs(resource: Resource) -> set[str]:
+    """The relative paths a body refers to (every path starts with ``projects/``)."""
+    return {ref for ref in (relative(r) for r in _strings(resource)) if ref.startswith("projects/")}
 
 
 def _strings(node: Any, *, top: bool = True) -> Iterator[str]:
