@@ -39,7 +39,6 @@ def owned_addresses(ctx: Context) -> list[OwnedAddress]:
         c.regional_path("addresses", "")[:-1],
         f"addresses in {c.region}",
         lambda: c.clients.addresses.list(project=c.project, region=c.region),
-        lambda name: c.clients.addresses.get(project=c.project, region=c.region, address=name),
     )
     found = [
         OwnedAddress(a.name, a.address, dict(a.labels).get(STATE_LABEL, ""))

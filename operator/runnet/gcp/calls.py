@@ -149,6 +149,7 @@ def wait_compute(clients: Clients, what: str, op: compute_v1.Operation) -> None:
             )
         else:
             op = call(what, lambda: clients.global_operations.wait(project=scope["project"], operation=name))
+    _touch(clients, op)
     _raise_if_failed(what, op)
 
 
@@ -202,6 +203,7 @@ class PendingOperation:
         return bool(op.status == compute_v1.Operation.Status.DONE)
 
     def finish(self, op: Any) -> None:
+        _touch(self.clients, op)
         _raise_if_failed(self.what, op)
 
     def wait_here(self) -> None:
@@ -226,17 +228,23 @@ class PendingOperation:
         self.finish(op)
 
 
+@dataclass
 class PendingRunOperation(PendingOperation):
     """A Cloud Run long-running operation (its GET counts as a Cloud Run read)."""
+
+    touches: str = ""
+    """The inventory key of the service it writes, touched again when it is done."""
 
     def done(self, op: Any) -> bool:
         return bool(op.done)
 
     def finish(self, op: Any) -> None:
+        if self.touches:
+            self.clients.inventory.touch(self.touches)
         _run_result(self.what, op)
 
     def wait_here(self) -> None:
-        wait_run(self.clients, self.what, self.op)
+        wait_run(self.clients, self.what, self.op, touches=self.touches)
 
     def read(self) -> Any:
         request = operations_pb2.GetOperationRequest(name=self.op.name)
@@ -272,7 +280,9 @@ def compute_write(clients: Clients, what: str, fn: Callable[[], compute_v1.Opera
 
 
 def _touch(clients: Clients, op: compute_v1.Operation) -> None:
-    """The operation's resource is being written: its next read is a GET, not an older snapshot (``Inventory``)."""
+    """The operation's resource is being written, or was just written: its next read begins after now, never from
+    an older snapshot (``Inventory``). Touched again when the operation is seen done: a read begun while it ran
+    shows the resource as it was before."""
     if op.target_link and "/projects/" in op.target_link:
         clients.inventory.touch("projects/" + op.target_link.split("/projects/", 1)[1])
 
@@ -288,14 +298,15 @@ def _wait_earlier(pending: list[PendingOperation]) -> None:
         pending.pop().wait_here()
 
 
-def wait_run(clients: Clients, what: str, operation: Any) -> Any:
+def wait_run(clients: Clients, what: str, operation: Any, *, touches: str = "") -> Any:
     """Block until a Cloud Run long-running operation finishes; return its response message (None: its wait was
-    handed to the event loop, see ``deferring_waits``)."""
+    handed to the event loop, see ``deferring_waits``). ``touches``: the inventory key of what it writes, touched
+    again when it is done."""
     name = operation.operation.name if hasattr(operation, "operation") else operation.name
     op = operation.operation if hasattr(operation, "operation") else operation
     pending: list[PendingOperation] | None = getattr(_deferred, "pending", None)
     if pending is not None and not op.done:
-        pending.append(PendingRunOperation(clients, what, op))
+        pending.append(PendingRunOperation(clients, what, op, touches=touches))
         return None
     while not op.done:
         op = call(
@@ -304,6 +315,8 @@ def wait_run(clients: Clients, what: str, operation: Any) -> Any:
                 operations_pb2.WaitOperationRequest(name=name, timeout={"seconds": 60})  # type: ignore[arg-type]
             ),
         )
+    if touches:
+        clients.inventory.touch(touches)
     return _run_result(what, op)
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from runnet.gcp.calls import find
 from runnet.gcp.clients import Clients
-from runnet.gcp.inventory import ACCEPTED_AGE
+from runnet.gcp.inventory import ACCEPTED_AGE, short_name
 from runnet.gcp.ownership import Owner
 
 T = TypeVar("T")
@@ -82,14 +82,17 @@ class Context:
         )
 
     def read_all(
-        self, path: str, what: str, list_all: Callable[[], Iterable[Any]], get_one: Callable[[str], Any]
+        self,
+        path: str,
+        what: str,
+        list_all: Callable[[], Iterable[Any]],
+        name_of: Callable[[Any], str] = short_name,
     ) -> list[Any]:
-        """Every resource of a collection (``projects/p/regions/r/addresses``) as the shared snapshot has it."""
+        """Every resource of a collection (``projects/p/regions/r/addresses``) as the shared snapshot has it, listed
+        again when runnet wrote any of them since. ``name_of``: an item's name in the collection, where the short
+        name is not unique (an aggregated list: ``region/name``)."""
         return self.clients.inventory.collection(
-            path,
-            lambda: find(f"listing {what}", lambda: list(list_all())) or [],
-            lambda name: find(f"reading {name}", lambda: get_one(name)),
-            since=self.since,
+            path, lambda: find(f"listing {what}", lambda: list(list_all())) or [], since=self.since, name_of=name_of
         )
 
     def touch(self, key: str) -> None:

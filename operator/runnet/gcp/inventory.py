@@ -126,17 +126,22 @@ class Inventory:
         return entry.value if entry is not None else None
 
     def collection(
-        self, path: str, list_all: Callable[[], Iterable[Any]], get_one: Callable[[str], Any], *, since: float
+        self,
+        path: str,
+        list_all: Callable[[], Iterable[Any]],
+        *,
+        since: float,
+        name_of: Callable[[Any], str] = short_name,
     ) -> list[Any]:
         """Every resource of the collection (``projects/p/regions/r/addresses``), as of a list begun at or after
-        ``since``; touched ones read again with a GET each."""
-        coll = self._fresh(path, list_all, since)
+        ``since`` and after runnet's last write to any of them: one list, never a GET per written resource (while
+        hundreds are being created in one collection, every reader would GET every one of them)."""
         prefix = path + "/"
         with self._guard:
-            touched = [k.removeprefix(prefix) for k in self._touched if k.startswith(prefix)]
-        for name in touched:
-            self._get(path, name, prefix + name, lambda n=name: get_one(n))  # type: ignore[misc]
-        return [e.value for _, e in sorted(coll.entries.items()) if e.value is not None]
+            written = max((at for k, at in self._touched.items() if k.startswith(prefix)), default=float("-inf"))
+        coll = self._fresh(path, list_all, max(since, written), name_of)
+        with self._guard:
+            return [e.value for _, e in sorted(coll.entries.items()) if e.value is not None]
 
     def derived(
         self, key: str, version: Hashable, fetch: Callable[[], Any], *, ttl: float, settled: Callable[[Any], bool]
@@ -173,7 +178,13 @@ class Inventory:
                 del self._touched[key]
         return value
 
-    def _fresh(self, path: str, list_all: Callable[[], Iterable[Any]], since: float) -> _Collection:
+    def _fresh(
+        self,
+        path: str,
+        list_all: Callable[[], Iterable[Any]],
+        since: float,
+        name_of: Callable[[Any], str] = short_name,
+    ) -> _Collection:
         coll = self._collection(path)
         if coll.listed_at >= since:
             return coll
@@ -182,7 +193,7 @@ class Inventory:
             if coll.listed_at >= since:
                 return coll  # another reader listed it meanwhile
             start = self._clock()
-            listed = {short_name(item): item for item in list_all()}
+            listed = {name_of(item): item for item in list_all()}
             first = coll.listed_at == float("-inf")
             with self._guard:
                 self.lists += 1
@@ -198,6 +209,10 @@ class Inventory:
                     else:
                         coll.entries[name] = _Entry(start, value)
                 coll.listed_at = start
+                # What runnet wrote before this list began, the list shows: read from the snapshot from now on.
+                prefix = path + "/"
+                for key in [k for k, at in self._touched.items() if at <= start and k.startswith(prefix)]:
+                    del self._touched[key]
                 told = set().union(*(self._watchers.get(k, set()) for k in changed)) if changed else set()
         if told and self.on_change is not None:
             self.on_change(told, coll.listed_at)

@@ -340,7 +340,6 @@ class ProxyOnlySubnetAdapter(SubnetAdapter):
             c.regional_path("subnetworks", "")[:-1],
             f"subnetworks in {c.region}",
             lambda: c.clients.subnetworks.list(project=c.project, region=c.region),
-            lambda name: c.clients.subnetworks.get(project=c.project, region=c.region, subnetwork=name),
         )
         network = c.network_path(self.network)
         active = [

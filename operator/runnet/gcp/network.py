@@ -7,7 +7,7 @@ import ipaddress
 from google.cloud import compute_v1
 
 from runnet.engine import Adapter, Observation
-from runnet.gcp.calls import compute_write, find
+from runnet.gcp.calls import compute_write
 from runnet.gcp.context import Context
 from runnet.gcp.ownership import owner_of
 
@@ -218,16 +218,19 @@ class SubnetAdapter(Adapter):
         return ""
 
     def _network_subnets(self) -> list[compute_v1.Subnetwork]:
+        """The network's subnets in every region, from the project's shared aggregated snapshot (this check runs
+        before every creation and growth: hundreds of gateways created at once share one list)."""
         c = self.ctx
         target = c.network_path(self.network)
-        found: list[compute_v1.Subnetwork] = []
-        pages = find(
-            "listing subnetworks",
-            lambda: c.clients.subnetworks.aggregated_list(project=c.project),
+        every = c.read_all(
+            f"projects/{c.project}/aggregated/subnetworks",
+            f"subnetworks of {c.project}",
+            lambda: (
+                s for _, scoped in c.clients.subnetworks.aggregated_list(project=c.project) for s in scoped.subnetworks
+            ),
+            name_of=lambda s: f"{tail(s.region).rsplit('/', 1)[-1]}/{s.name}",
         )
-        for _scope, scoped in pages or []:
-            found.extend(s for s in scoped.subnetworks if tail(s.network) == target)
-        return found
+        return [s for s in every if tail(s.network) == target]
 
     def create(self) -> None:
         c = self.ctx

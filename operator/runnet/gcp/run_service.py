@@ -55,7 +55,7 @@ def update_service(ctx: Context, service: run_v2.Service, what: str) -> None:
     ctx.touch(service.name)
     wait_for_earlier_writes()
     operation = call(what, lambda: ctx.clients.run_services.update_service(service=service))
-    wait_run(ctx.clients, what, operation)
+    wait_run(ctx.clients, what, operation, touches=service.name)
 
 
 def _short(name: str) -> str:
@@ -83,7 +83,6 @@ def attached_services(ctx: Context, gateway: str) -> list[str]:
         f"{parent}/services",
         f"Cloud Run services in {ctx.region}",
         lambda: ctx.clients.run_services.list_services(parent=parent),
-        lambda name: ctx.clients.run_services.get_service(name=f"{parent}/services/{name}"),
     )
     return sorted(_short(s.name) for s in listed if s.annotations.get(ATTACHED_TO) == gateway)
 
