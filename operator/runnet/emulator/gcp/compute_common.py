@@ -284,5 +284,16 @@ def refresh_fingerprint(resource: Resource) -> None:
     resource["fingerprint"] = ids.fingerprint(body)
 
 
+def store_changes(call: Call, path: str, changes: Resource) -> None:
+    """An operation's completion: the stored body as it is now, with ``changes``, a new fingerprint, stored anew
+    (never changed in place: the store indexes references at each put)."""
+    latest = call.emu.store.get(path)
+    if latest is None:
+        raise not_found(path)
+    updated = {**latest, **changes}
+    refresh_fingerprint(updated)
+    call.emu.store.put(path, updated)
+
+
 def url(path: str) -> str:
     return ids.self_link(path)

@@ -19,6 +19,7 @@ from runnet.emulator.gcp.compute_common import (
     register_crud,
     resolve,
     same_fingerprint,
+    store_changes,
     url,
 )
 from runnet.emulator.gcp.compute_lb import (
@@ -30,7 +31,7 @@ from runnet.emulator.gcp.compute_lb import (
     subnet_resources,
 )
 from runnet.emulator.gcp.compute_psc_connections import attachment_not_found, is_psc
-from runnet.emulator.gcp.errors import GCPError, fingerprint_mismatch, not_found
+from runnet.emulator.gcp.errors import GCPError, fingerprint_mismatch
 from runnet.emulator.gcp.server import Call, GCPEmulator
 from runnet.emulator.gcp.store import Resource, relative
 
@@ -258,12 +259,7 @@ async def patch_rule(call: Call) -> Any:
             raise field_error(key, value, f"Field '{key}' cannot be changed by patch.")
 
     def apply() -> None:
-        latest = call.emu.store.get(path)
-        if latest is None:
-            raise not_found(path)
-        updated = {**latest, **changes}
-        refresh_fingerprint(updated)
-        call.emu.store.put(path, updated)
+        store_changes(call, path, changes)
 
     return call.compute_operation(operation_type="patch", target_path=path, apply=apply, target_id=rule["id"])
 
@@ -280,12 +276,7 @@ async def set_target(call: Call) -> Any:
     target = reference(call, call.body or {}, "target", "targetHttpProxies", regional=True)
 
     def apply() -> None:
-        latest = call.emu.store.get(path)
-        if latest is None:
-            raise not_found(path)
-        updated = {**latest, "target": url(target)}
-        refresh_fingerprint(updated)
-        call.emu.store.put(path, updated)
+        store_changes(call, path, {"target": url(target)})
 
     return call.compute_operation(operation_type="SetTarget", target_path=path, apply=apply, target_id=rule["id"])
 

@@ -22,10 +22,11 @@ from runnet.emulator.gcp.compute_common import (
     refresh_fingerprint,
     register_crud,
     resolve,
+    store_changes,
     url,
 )
 from runnet.emulator.gcp.compute_common import base_fields as _base_fields
-from runnet.emulator.gcp.errors import GCPError, invalid, not_found
+from runnet.emulator.gcp.errors import GCPError, invalid
 from runnet.emulator.gcp.server import Call, GCPEmulator
 from runnet.emulator.gcp.store import Resource, relative
 
@@ -384,12 +385,7 @@ async def set_url_map(call: Call) -> Any:
     url_map = reference(call, call.body or {}, "urlMap", "urlMaps", regional=True)
 
     def apply() -> None:
-        latest = call.emu.store.get(path)
-        if latest is None:
-            raise not_found(path)
-        updated = {**latest, "urlMap": url(url_map)}
-        refresh_fingerprint(updated)
-        call.emu.store.put(path, updated)
+        store_changes(call, path, {"urlMap": url(url_map)})
 
     return call.compute_operation(operation_type="setUrlMap", target_path=path, apply=apply, target_id=proxy["id"])
 
