@@ -13,9 +13,10 @@ import pytest
 from google.cloud import compute_v1
 
 from runnet.controllers import egress
-from runnet.emulator.gcp import GCPEmulator
+from runnet.emulator.gcp import EmulatorConfig, GCPEmulator
 from runnet.emulator.gcp.clock import ManualClock
 from runnet.engine import Adapter, Engine, Node, Observation
+from runnet.gcp.calls import compute_write, deferring_waits
 from runnet.gcp.clients import Clients
 from runnet.gcp.inventory import ACCEPTED_AGE, Inventory
 from runnet.gcp.router import NAT_STATUS_TTL
@@ -24,6 +25,12 @@ from tests.operator.conftest import Driver, deploy_service, example
 PROJECT, REGION = "my-project", "asia-northeast1"
 RESYNC_AGE = 108.0
 """What a converged object's resync accepts with the default interval of 120 s."""
+
+
+@pytest.fixture
+def gcp_config(request: pytest.FixtureRequest) -> EmulatorConfig:
+    """The emulator, with an operation latency where a test asks for one (parametrized)."""
+    return EmulatorConfig(seed=1, operation_latency=getattr(request, "param", 0.0))
 
 
 def gateway(i: int) -> dict[str, Any]:
@@ -285,3 +292,30 @@ def test_a_collection_runnet_wrote_to_is_listed_again_once_never_read_with_a_get
     now[0] = 13.0
     assert [i.value for i in inventory.collection(path, list_all, since=0.0)] == ["A1", "B2", "C1"]
     assert lists == [0.0, 11.0, 13.0]
+
+
+@pytest.mark.parametrize("gcp_config", [0.5], indirect=True)
+def test_what_a_list_saw_while_runnets_write_ran_is_not_taken_for_its_result(clients: Clients) -> None:
+    """Over HTTP with the emulator: a list of the collection begun while an address insert's operation runs (it
+    clears the write's touch, and does not show the address yet) is not trusted once the operation is done."""
+    path = f"projects/{PROJECT}/regions/{REGION}/addresses"
+
+    def listed() -> list[str]:
+        found = clients.inventory.collection(
+            path, lambda: list(clients.addresses.list(project=PROJECT, region=REGION)), since=0.0
+        )
+        return [a.name for a in found]
+
+    assert listed() == []
+    body = compute_v1.Address(name="ip-0", address_type="EXTERNAL")
+    pending = deferring_waits(
+        lambda: compute_write(
+            clients,
+            "reserving ip-0",
+            lambda: clients.addresses.insert_unary(project=PROJECT, region=REGION, address_resource=body),
+        )
+    )
+    assert listed() == [], "listed while the insert runs: the address is not there yet"
+    (operation,) = pending
+    operation.wait_here()
+    assert listed() == ["ip-0"], "the operation is done: the collection is listed again"
